@@ -1,0 +1,321 @@
+"""Holdout's data model.
+
+Everything a participant does happens as a member of a Team (a solo team is created when they
+join), so limits, leaderboards and, later, final selections are per team from the start.
+"""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.files.storage import storages
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from workers.engine.metrics import get_metric, metric_choices
+
+
+def private_storage():
+    """Solutions and submissions: a storage with no URL, never served by any view."""
+    return storages["private"]
+
+
+def _data_file_path(instance: "DataFile", filename: str) -> str:
+    return f"data/{instance.competition.slug}/{uuid.uuid4().hex}"
+
+
+def _solution_path(instance: "Competition", filename: str) -> str:
+    return f"solutions/{instance.slug}/{uuid.uuid4().hex}.csv"
+
+
+def _prepared_solution_path(instance: "Competition", filename: str) -> str:
+    return f"solutions/{instance.slug}/{uuid.uuid4().hex}.parquet"
+
+
+def _submission_path(instance: "Submission", filename: str) -> str:
+    # The learner's file name is kept in original_name; on disk it is only a random name.
+    return f"submissions/{instance.competition_id}/{uuid.uuid4().hex}"
+
+
+def utc_day_start(moment: datetime) -> datetime:
+    """Daily limits count per UTC day, whatever the server's or the learner's time zone."""
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+class User(AbstractUser):
+    """Custom from the first migration so that profile fields (API keys...) can be added later."""
+
+    email = models.EmailField("email address", unique=True)
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class CompetitionQuerySet(models.QuerySet):
+    def published(self) -> "CompetitionQuerySet":
+        return self.filter(state=Competition.State.PUBLISHED)
+
+    def visible_to(self, user) -> "CompetitionQuerySet":
+        if user.is_authenticated and user.is_staff:
+            return self
+        if user.is_authenticated:
+            return self.filter(models.Q(state=Competition.State.PUBLISHED) | models.Q(organizers=user)).distinct()
+        return self.published()
+
+
+class Competition(models.Model):
+    class Kind(models.TextChoices):
+        PREDICTIONS = "predictions", "Prediction file (CSV)"
+        MODEL = "model", "Model upload (.keras)"
+
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft (organizers only)"
+        PUBLISHED = "published", "Published"
+
+    slug = models.SlugField(unique=True, help_text="Used in URLs and by the Kaggle CLI (-c SLUG).")
+    title = models.CharField(max_length=120)
+    subtitle = models.CharField(max_length=250, blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.PREDICTIONS)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
+    organizers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="organized_competitions"
+    )
+
+    overview = models.TextField(blank=True, help_text="Markdown.")
+    evaluation = models.TextField(blank=True, help_text="Markdown. The metric is described below it.")
+    rules = models.TextField(blank=True, help_text="Markdown. Participants accept these to join.")
+    data_description = models.TextField(blank=True, help_text="Markdown, shown on the Data tab.")
+
+    metric = models.CharField(max_length=40, choices=metric_choices)
+    id_column = models.CharField(max_length=100, default="id")
+    target_column = models.CharField(
+        max_length=100,
+        default="target",
+        help_text="The solution's label column. Submissions use the same name, or one column per "
+        "class for metrics scored on class probabilities.",
+    )
+
+    start_at = models.DateTimeField(default=timezone.now)
+    deadline_at = models.DateTimeField()
+
+    public_fraction = models.FloatField(
+        default=0.3,
+        validators=[MinValueValidator(0.01), MaxValueValidator(0.99)],
+        help_text="Share of test rows on the public leaderboard when the solution has no Usage column.",
+    )
+    split_seed = models.PositiveIntegerField(default=0, help_text="Seed of the random public/private split.")
+    daily_limit = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1)], help_text="Submissions per team per UTC day."
+    )
+    total_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Submissions per team over the whole challenge; empty for no limit."
+    )
+    max_upload_mb = models.PositiveIntegerField(default=50, validators=[MinValueValidator(1)])
+    score_precision = models.PositiveSmallIntegerField(default=5, validators=[MaxValueValidator(12)])
+
+    # The hidden solution. The original CSV and its prepared form both live in private storage;
+    # the split is computed once, stored in the prepared file, and only changes when an
+    # organizer re-uploads or explicitly re-splits.
+    solution = models.FileField(storage=private_storage, upload_to=_solution_path, blank=True)
+    solution_name = models.CharField(max_length=255, blank=True, editable=False)
+    prepared_solution = models.FileField(
+        storage=private_storage, upload_to=_prepared_solution_path, blank=True, editable=False
+    )
+    solution_info = models.JSONField(null=True, blank=True, editable=False)
+    split_fraction_used = models.FloatField(null=True, blank=True, editable=False)
+    split_seed_used = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    solution_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CompetitionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["deadline_at", "slug"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("competition_detail", args=[self.slug])
+
+    @cached_property
+    def metric_spec(self):
+        return get_metric(self.metric)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric_spec.higher_is_better
+
+    @property
+    def submission_columns(self) -> list[str]:
+        if self.solution_info:
+            return list(self.solution_info["submission_columns"])
+        return [self.id_column, self.target_column]
+
+    def has_started(self, now: datetime | None = None) -> bool:
+        return (now or timezone.now()) >= self.start_at
+
+    def has_ended(self, now: datetime | None = None) -> bool:
+        return (now or timezone.now()) >= self.deadline_at
+
+    def is_open(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return self.has_started(now) and not self.has_ended(now)
+
+    @property
+    def phase(self) -> str:
+        if not self.has_started():
+            return "upcoming"
+        return "closed" if self.has_ended() else "active"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def is_ready(self) -> bool:
+        """Submissions can only be scored once a solution has been prepared."""
+        return bool(self.prepared_solution)
+
+    def is_organizer(self, user) -> bool:
+        if not user.is_authenticated:
+            return False
+        return user.is_staff or self.organizers.filter(pk=user.pk).exists()
+
+    def format_score(self, score: float | None) -> str:
+        if score is None:
+            return ""
+        return f"{score:.{self.score_precision}f}"
+
+
+class DataFile(models.Model):
+    competition = models.ForeignKey(Competition, on_delete=models.CASCADE, related_name="data_files")
+    name = models.CharField(
+        max_length=200, blank=True, help_text="Download name, e.g. train.csv; defaults to the uploaded name."
+    )
+    file = models.FileField(upload_to=_data_file_path)
+    description = models.CharField(max_length=300, blank=True)
+    size = models.BigIntegerField(default=0, editable=False)
+    uploaded_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["competition", "name"], name="unique_data_file_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        if self.file and not self.file._committed:
+            # A fresh upload: its name is still the organizer's file name, the default download
+            # name; on disk it is stored under a random one.
+            self.name = self.name or Path(self.file.name).name
+            self.size = self.file.size
+        super().save(*args, **kwargs)
+
+
+class Team(models.Model):
+    competition = models.ForeignKey(Competition, on_delete=models.CASCADE, related_name="teams")
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["competition", "name"], name="unique_team_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Participation(models.Model):
+    """A user joined a competition (accepting its rules) and competes as a member of a team."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="participations")
+    competition = models.ForeignKey(Competition, on_delete=models.CASCADE, related_name="participations")
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="memberships")
+    joined_at = models.DateTimeField(auto_now_add=True)
+    rules_accepted_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "competition"], name="unique_participation"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.competition}"
+
+
+class SubmissionQuerySet(models.QuerySet):
+    def charged(self) -> "SubmissionQuerySet":
+        """Submissions that count against limits: everything except those that failed."""
+        return self.exclude(status=Submission.Status.FAILED)
+
+    def on_utc_day(self, moment: datetime) -> "SubmissionQuerySet":
+        start = utc_day_start(moment)
+        return self.filter(created_at__gte=start, created_at__lt=start + timedelta(days=1))
+
+
+class Submission(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SCORING = "scoring", "Scoring"
+        SCORED = "scored", "Scored"
+        FAILED = "failed", "Failed"
+
+    competition = models.ForeignKey(Competition, on_delete=models.CASCADE, related_name="submissions")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="submissions")
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="submissions"
+    )
+    file = models.FileField(storage=private_storage, upload_to=_submission_path, max_length=255)
+    original_name = models.CharField(max_length=255)
+    size = models.BigIntegerField(default=0)
+    description = models.CharField(max_length=500, blank=True)
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    error_message = models.TextField(blank=True)
+    public_score = models.FloatField(null=True, blank=True)
+    private_score = models.FloatField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    scored_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    # attempts: times a worker claimed it; requeues: times the reaper found it stuck.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    requeues = models.PositiveSmallIntegerField(default=0)
+
+    objects = SubmissionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["competition", "team", "created_at"]),
+            models.Index(fields=["status", "queued_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.original_name}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SCORED, self.Status.FAILED)
+
+    @property
+    def scoring_seconds(self) -> float | None:
+        if self.started_at and self.scored_at:
+            return (self.scored_at - self.started_at).total_seconds()
+        return None
+
+    def private_score_visible(self, now: datetime | None = None) -> bool:
+        return self.competition.has_ended(now)

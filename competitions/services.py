@@ -1,0 +1,396 @@
+"""Write operations. Views, the admin and Celery tasks call these; nothing else writes rows."""
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from competitions.models import Competition, DataFile, Participation, Submission, Team
+from competitions.selectors import submission_quota
+from workers.celery_app import enqueue_scoring
+from workers.engine import ScoringError, SolutionError, SolutionInfo, prepare_solution, score_submission
+from workers.engine.solution import sample_submission_csv
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR_MESSAGE = (
+    "Holdout could not score this submission because of a problem on our side. "
+    "It does not count against your limits; please submit it again later."
+)
+MISCONFIGURED_MESSAGE = (
+    "This challenge's solution is being updated by its organizers, so the submission could not "
+    "be scored. It does not count against your limits."
+)
+
+
+# --- Participation --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def competition_join(*, user, competition: Competition) -> Participation:
+    """Join a competition, accepting its rules, as a new solo team (Kaggle's model)."""
+    existing = Participation.objects.filter(user=user, competition=competition).first()
+    if existing:
+        return existing
+    if competition.state != Competition.State.PUBLISHED and not competition.is_organizer(user):
+        raise ValidationError("This challenge is not open to participants yet.")
+    if competition.has_ended():
+        raise ValidationError("This challenge has ended; it can no longer be joined.")
+    team = Team(competition=competition, name=_unique_team_name(competition, user.username))
+    team.full_clean()
+    team.save()
+    participation = Participation(
+        user=user, competition=competition, team=team, rules_accepted_at=timezone.now()
+    )
+    participation.full_clean()
+    participation.save()
+    return participation
+
+
+def _unique_team_name(competition: Competition, base: str) -> str:
+    name, n = base, 1
+    while Team.objects.filter(competition=competition, name=name).exists():
+        n += 1
+        name = f"{base} ({n})"
+    return name
+
+
+# --- Submissions ----------------------------------------------------------------------------
+
+
+def _sha256_and_size(uploaded: UploadedFile) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    for chunk in uploaded.chunks():
+        digest.update(chunk)
+        size += len(chunk)
+    uploaded.seek(0)
+    return digest.hexdigest(), size
+
+
+@transaction.atomic
+def submission_create(
+    *, user, competition: Competition, uploaded: UploadedFile, description: str = ""
+) -> Submission:
+    """Store an upload and queue it for scoring, enforcing the team's limits atomically.
+
+    The team row is locked (SELECT ... FOR UPDATE on PostgreSQL; SQLite runs the transaction
+    IMMEDIATE, which serialises writers), so parallel uploads see each other's rows and can never
+    push a team past its daily or total limit.
+    """
+    participation = Participation.objects.filter(user=user, competition=competition).first()
+    if participation is None:
+        raise ValidationError("Join the challenge (and accept its rules) before submitting.")
+    is_organizer = competition.is_organizer(user)
+    now = timezone.now()
+    if not competition.has_started(now) and not is_organizer:
+        raise ValidationError(f"This challenge opens at {competition.start_at:%Y-%m-%d %H:%M} UTC.")
+    if competition.has_ended(now):
+        raise ValidationError(f"This challenge closed at {competition.deadline_at:%Y-%m-%d %H:%M} UTC.")
+    if not competition.is_ready:
+        raise ValidationError("This challenge is not accepting submissions yet: it has no solution.")
+    if uploaded.size is not None and uploaded.size > competition.max_upload_bytes:
+        raise ValidationError(
+            f"The file is {uploaded.size / 1024 / 1024:.1f} MB; this challenge accepts at most "
+            f"{competition.max_upload_mb} MB."
+        )
+    if uploaded.size == 0:
+        raise ValidationError("The file is empty.")
+
+    team = Team.objects.select_for_update().get(pk=participation.team_id)
+    quota = submission_quota(team, now)
+    if quota.daily_left <= 0:
+        raise ValidationError(
+            f"Your team has used all {competition.daily_limit} submissions for today (UTC). "
+            f"The count resets at {quota.resets_at:%H:%M} UTC."
+        )
+    if quota.total_left is not None and quota.total_left <= 0:
+        raise ValidationError(
+            f"Your team has used all {competition.total_limit} submissions allowed in this challenge."
+        )
+
+    _, size = _sha256_and_size(uploaded)
+    submission = Submission(
+        competition=competition,
+        team=team,
+        submitted_by=user,
+        original_name=Path(uploaded.name or "submission.csv").name[:255],
+        size=size,
+        description=description.strip()[:500],
+        created_at=now,
+        queued_at=now,
+    )
+    submission.file.save("upload", uploaded, save=False)
+    try:
+        submission.full_clean()
+        submission.save()
+    except Exception:
+        submission.file.delete(save=False)
+        raise
+    # Enqueue only once the row is committed, or a fast worker would find nothing to score.
+    transaction.on_commit(lambda: enqueue_scoring(submission.pk))
+    return submission
+
+
+def submission_claim(submission_id: int) -> bool:
+    """Move a queued submission to scoring; False when another worker has it or it is done.
+
+    The conditional update is the lock: of two deliveries of the same message only one changes
+    a row, which is what makes acks_late (and the reaper's re-enqueueing) safe.
+    """
+    claimed = Submission.objects.filter(pk=submission_id, status=Submission.Status.QUEUED).update(
+        status=Submission.Status.SCORING, started_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    return claimed == 1
+
+
+def _finish(submission_id: int, **fields) -> bool:
+    """Store a result only while the row is still ours (status scoring)."""
+    updated = Submission.objects.filter(pk=submission_id, status=Submission.Status.SCORING).update(
+        scored_at=timezone.now(), **fields
+    )
+    return updated == 1
+
+
+def submission_fail(submission_id: int, message: str) -> bool:
+    return _finish(
+        submission_id,
+        status=Submission.Status.FAILED,
+        error_message=message,
+        public_score=None,
+        private_score=None,
+    )
+
+
+def submission_release(submission_id: int) -> None:
+    """Hand a claimed submission back to the queue after a transient failure."""
+    Submission.objects.filter(pk=submission_id, status=Submission.Status.SCORING).update(
+        status=Submission.Status.QUEUED, started_at=None
+    )
+
+
+def _local_copy(field_file, directory: Path, name: str) -> Path:
+    """Copy a stored file to the worker's disk: storages may be remote (S3)."""
+    target = directory / name
+    with field_file.storage.open(field_file.name, "rb") as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, length=1024 * 1024)
+    return target
+
+
+def _cached_solution(competition: Competition) -> Path:
+    """The prepared solution on this worker's disk, fetched once per version."""
+    cache_dir = Path(settings.HOLDOUT_WORKER_CACHE)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cached = cache_dir / Path(competition.prepared_solution.name).name
+    if not cached.exists():
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
+        with open(fd, "wb") as dst, competition.prepared_solution.storage.open(
+            competition.prepared_solution.name, "rb"
+        ) as src:
+            shutil.copyfileobj(src, dst, length=1024 * 1024)
+        Path(tmp).replace(cached)  # atomic: concurrent workers never read half a file
+    return cached
+
+
+@dataclass(frozen=True)
+class ScoringOutcome:
+    status: str
+    message: str = ""
+
+
+def submission_score(submission_id: int) -> ScoringOutcome | None:
+    """Score one submission end to end. Returns None when there was nothing to do.
+
+    Learner mistakes (ScoringError) and organizer mistakes (SolutionError) end as FAILED with a
+    message that never mentions the split; an unexpected bug also ends as FAILED with a generic
+    message, so no row is left "scoring". Failed submissions are not charged against limits.
+    Transient infrastructure errors propagate so the task can retry.
+    """
+    if not submission_claim(submission_id):
+        return None
+    submission = Submission.objects.select_related("competition").get(pk=submission_id)
+    competition = submission.competition
+    try:
+        solution_path = _cached_solution(competition)
+        with tempfile.TemporaryDirectory(prefix="holdout-score-") as tmp:
+            upload = _local_copy(submission.file, Path(tmp), "submission")
+            result = score_submission(upload, solution_path, metric=competition.metric)
+    except ScoringError as exc:
+        submission_fail(submission_id, str(exc))
+        return ScoringOutcome(Submission.Status.FAILED, str(exc))
+    except SolutionError:
+        log.exception("solution of %s cannot score submission %s", competition.slug, submission_id)
+        submission_fail(submission_id, MISCONFIGURED_MESSAGE)
+        return ScoringOutcome(Submission.Status.FAILED, MISCONFIGURED_MESSAGE)
+    except (OSError, MemoryError):
+        # Storage or disk trouble is usually passing: give the row back and let the task retry.
+        submission_release(submission_id)
+        raise
+    except Exception:
+        log.exception("unexpected error scoring submission %s", submission_id)
+        submission_fail(submission_id, INTERNAL_ERROR_MESSAGE)
+        return ScoringOutcome(Submission.Status.FAILED, INTERNAL_ERROR_MESSAGE)
+    _finish(
+        submission_id,
+        status=Submission.Status.SCORED,
+        error_message="",
+        public_score=result.public_score,
+        private_score=result.private_score,
+    )
+    return ScoringOutcome(Submission.Status.SCORED)
+
+
+def submissions_rescore(submission_ids: list[int]) -> int:
+    """Queue finished submissions to be scored again (after a solution or metric change)."""
+    count = 0
+    for pk in submission_ids:
+        with transaction.atomic():
+            updated = Submission.objects.filter(
+                pk=pk, status__in=[Submission.Status.SCORED, Submission.Status.FAILED]
+            ).update(
+                status=Submission.Status.QUEUED, started_at=None, scored_at=None, queued_at=timezone.now()
+            )
+            if updated:
+                count += 1
+                transaction.on_commit(lambda pk=pk: enqueue_scoring(pk))
+    return count
+
+
+def reap_stuck_submissions(now: datetime | None = None) -> dict[str, int]:
+    """Recover submissions that a lost worker or a lost broker message left behind.
+
+    The database is the source of truth: a submission queued, or scoring, for longer than
+    HOLDOUT_STUCK_AFTER_SECONDS is queued again; after HOLDOUT_MAX_SCORING_ATTEMPTS such rescues
+    it fails with a message instead (and so stops counting against the team's limits).
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.HOLDOUT_STUCK_AFTER_SECONDS)
+    stuck = Submission.objects.filter(
+        Q(status=Submission.Status.QUEUED, queued_at__lt=cutoff)
+        | Q(status=Submission.Status.SCORING, started_at__lt=cutoff)
+    ).only("pk", "status", "requeues")
+    requeued = failed = 0
+    for sub in stuck:
+        # Each update is conditional on the status we read, so a worker finishing at the same
+        # moment wins and the reaper leaves the row alone.
+        same = Submission.objects.filter(pk=sub.pk, status=sub.status)
+        if sub.requeues >= settings.HOLDOUT_MAX_SCORING_ATTEMPTS:
+            failed += same.update(
+                status=Submission.Status.FAILED,
+                scored_at=now,
+                error_message=(
+                    "Scoring did not finish after several attempts. This submission does not "
+                    "count against your limits; please submit it again."
+                ),
+            )
+        elif same.update(
+            status=Submission.Status.QUEUED, started_at=None, queued_at=now, requeues=F("requeues") + 1
+        ):
+            requeued += 1
+            enqueue_scoring(sub.pk)
+    return {"requeued": requeued, "failed": failed}
+
+
+# --- Organizer operations --------------------------------------------------------------------
+
+
+def solution_prepare_upload(
+    uploaded, *, id_column: str, target_column: str, metric: str, public_fraction: float, seed: int
+) -> tuple[Path, SolutionInfo]:
+    """Validate an uploaded solution and build its prepared form in a temporary directory.
+
+    Raises ValidationError listing every problem (for the admin form). The caller owns the
+    returned directory (the parent of the returned path) and must remove it.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="holdout-solution-"))
+    src = tmp / "solution.csv"
+    with open(src, "wb") as dst:
+        for chunk in uploaded.chunks():
+            dst.write(chunk)
+    uploaded.seek(0)
+    out = tmp / "prepared.parquet"
+    try:
+        info = prepare_solution(
+            src, out, id_column=id_column, target_column=target_column, metric=metric,
+            public_fraction=public_fraction, seed=seed,
+        )
+    except SolutionError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ValidationError([ValidationError(p) for p in exc.problems]) from None
+    return out, info
+
+
+@transaction.atomic
+def competition_set_solution(
+    competition: Competition, *, source, prepared: Path, info: SolutionInfo, original_name: str
+) -> None:
+    """Store a validated solution (source CSV and prepared form) and its split on a competition."""
+    old = [f.name for f in (competition.solution, competition.prepared_solution) if f]
+    if source is not None:
+        competition.solution.save(original_name, source, save=False)
+        competition.solution_name = Path(original_name).name
+    with open(prepared, "rb") as fh:
+        competition.prepared_solution.save("prepared.parquet", File(fh), save=False)
+    competition.solution_info = info.to_dict()
+    competition.split_fraction_used = competition.public_fraction
+    competition.split_seed_used = competition.split_seed
+    competition.solution_updated_at = timezone.now()
+    competition.save()
+    keep = {competition.solution.name, competition.prepared_solution.name}
+    storage = competition.prepared_solution.storage
+    transaction.on_commit(lambda: [storage.delete(n) for n in old if n not in keep])
+
+
+def competition_reprepare_solution(competition: Competition) -> SolutionInfo:
+    """Re-derive the prepared solution from the stored CSV with the competition's current settings.
+
+    Used for the explicit "re-split" action and after a metric or column change. The split is a
+    pure function of the ids, the seed and the fraction (or the Usage column), so re-preparing
+    with unchanged settings reproduces the same split.
+    """
+    if not competition.solution:
+        raise ValidationError("This challenge has no solution file yet.")
+    with competition.solution.open("rb") as fh:
+        prepared, info = solution_prepare_upload(
+            File(fh), id_column=competition.id_column, target_column=competition.target_column,
+            metric=competition.metric, public_fraction=competition.public_fraction,
+            seed=competition.split_seed,
+        )
+    try:
+        competition_set_solution(
+            competition, source=None, prepared=prepared, info=info, original_name=competition.solution_name
+        )
+    finally:
+        shutil.rmtree(prepared.parent, ignore_errors=True)
+    return info
+
+
+@transaction.atomic
+def competition_generate_sample_submission(competition: Competition) -> DataFile:
+    """Create (or replace) sample_submission.csv from the solution's ids."""
+    if not competition.is_ready:
+        raise ValidationError("Upload a solution first: the sample submission is built from its ids.")
+    with tempfile.TemporaryDirectory(prefix="holdout-sample-") as tmp:
+        prepared = _local_copy(competition.prepared_solution, Path(tmp), "prepared.parquet")
+        out = Path(tmp) / "sample_submission.csv"
+        sample_submission_csv(prepared, out, metric=competition.metric)
+        data_file = DataFile.objects.filter(competition=competition, name="sample_submission.csv").first()
+        data_file = data_file or DataFile(competition=competition, name="sample_submission.csv")
+        if data_file.file:
+            data_file.file.delete(save=False)
+        with open(out, "rb") as fh:
+            data_file.file.save("sample_submission.csv", File(fh), save=False)
+        data_file.size = data_file.file.size
+        data_file.description = data_file.description or "A valid submission in the expected format."
+        data_file.save()
+    return data_file

@@ -1,0 +1,173 @@
+"""The organizer's admin: creating a challenge with its solution, actions and exports."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import timezone
+
+from competitions import services
+from competitions.models import Competition, DataFile, Submission
+from tests.conftest import binary_solution_csv, perfect_submission
+
+pytestmark = pytest.mark.django_db
+
+ADD_URL = reverse("admin:competitions_competition_add")
+
+
+def competition_form(**overrides) -> dict:
+    now = timezone.now()
+    data = {
+        "title": "Churn",
+        "slug": "churn-admin",
+        "subtitle": "",
+        "kind": "predictions",
+        "state": "published",
+        "overview": "# Hello",
+        "evaluation": "",
+        "rules": "Be nice.",
+        "data_description": "",
+        "metric": "roc_auc",
+        "id_column": "id",
+        "target_column": "target",
+        "score_precision": "5",
+        "public_fraction": "0.3",
+        "split_seed": "0",
+        "start_at_0": (now - timedelta(days=1)).strftime("%Y-%m-%d"),
+        "start_at_1": "00:00:00",
+        "deadline_at_0": (now + timedelta(days=30)).strftime("%Y-%m-%d"),
+        "deadline_at_1": "00:00:00",
+        "daily_limit": "5",
+        "total_limit": "",
+        "max_upload_mb": "50",
+        "data_files-TOTAL_FORMS": "0",
+        "data_files-INITIAL_FORMS": "0",
+        "data_files-MIN_NUM_FORMS": "0",
+        "data_files-MAX_NUM_FORMS": "1000",
+    }
+    data.update(overrides)
+    return data
+
+
+def change_form_data(admin_client, competition: Competition, **overrides) -> dict:
+    data = competition_form(slug=competition.slug, **overrides)
+    data["data_files-INITIAL_FORMS"] = str(competition.data_files.count())
+    data["data_files-TOTAL_FORMS"] = data["data_files-INITIAL_FORMS"]
+    return data
+
+
+def test_create_a_challenge_with_solution_and_data_file(admin_client):
+    data = competition_form(
+        solution_upload=SimpleUploadedFile("labels.csv", binary_solution_csv(n=100)),
+        **{
+            "data_files-TOTAL_FORMS": "1",
+            "data_files-0-name": "",
+            "data_files-0-description": "Training data",
+            "data_files-0-file": SimpleUploadedFile("train.csv", b"id,x,target\n1,2,0\n"),
+        },
+    )
+    response = admin_client.post(ADD_URL, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    competition = Competition.objects.get(slug="churn-admin")
+    assert competition.is_ready
+    assert competition.solution_name == "labels.csv"
+    assert competition.solution_info["public_count"] == 30
+    assert competition.solution_info["private_count"] == 70
+    data_file = DataFile.objects.get(competition=competition)
+    assert data_file.name == "train.csv"
+    assert data_file.size == len(b"id,x,target\n1,2,0\n")
+    assert "train" not in data_file.file.name
+    # Row counts per split and the class balance are shown to the organizer.
+    page = admin_client.get(reverse("admin:competitions_competition_change", args=[competition.pk]))
+    assert b"30 public, 70 private" in page.content
+    assert b"<th>Class</th>" in page.content
+
+
+def test_solution_problems_are_all_reported(admin_client):
+    bad = b"key,target\na,1\na,7\n"
+    response = admin_client.post(ADD_URL, competition_form(solution_upload=SimpleUploadedFile("s.csv", bad)))
+    assert response.status_code == 200
+    errors = " ".join(response.context["adminform"].form.errors["solution_upload"])
+    assert "id" in errors
+    assert not Competition.objects.exists()
+
+
+def test_changing_the_split_needs_an_explicit_resplit(admin_client, competition):
+    url = reverse("admin:competitions_competition_change", args=[competition.pk])
+    before = competition.solution_info
+
+    response = admin_client.post(url, change_form_data(admin_client, competition, public_fraction="0.5"))
+    assert response.status_code == 200
+    assert "Re-split" in " ".join(response.context["adminform"].form.errors["resplit"])
+    competition.refresh_from_db()
+    assert competition.solution_info == before
+
+    response = admin_client.post(url, change_form_data(admin_client, competition, public_fraction="0.5", resplit="on"))
+    assert response.status_code == 302
+    competition.refresh_from_db()
+    assert competition.solution_info["public_count"] == 20
+    assert competition.split_fraction_used == 0.5
+
+
+def test_changing_the_metric_reprepares_with_the_same_split(admin_client, competition):
+    url = reverse("admin:competitions_competition_change", args=[competition.pk])
+    before = competition.solution_info
+    response = admin_client.post(url, change_form_data(admin_client, competition, metric="accuracy"))
+    assert response.status_code == 302
+    competition.refresh_from_db()
+    assert competition.metric == "accuracy"
+    assert competition.solution_info["public_count"] == before["public_count"]
+
+
+def test_generate_sample_submission_action(admin_client, competition):
+    changelist = reverse("admin:competitions_competition_changelist")
+    response = admin_client.post(
+        changelist, {"action": "generate_sample_submission", "_selected_action": [competition.pk]}, follow=True
+    )
+    assert b"sample_submission.csv generated" in response.content
+    assert competition.data_files.filter(name="sample_submission.csv").exists()
+
+
+def test_changelists_and_search(admin_client, competition, learner, joined):
+    services.submission_create(
+        user=learner, competition=competition,
+        uploaded=SimpleUploadedFile("mine.csv", perfect_submission(competition)),
+    )
+    for name in ("competition", "submission", "team", "participation", "user"):
+        url = reverse(f"admin:competitions_{name}_changelist")
+        assert admin_client.get(url).status_code == 200
+        assert admin_client.get(url, {"q": "lena"}).status_code == 200
+    found = admin_client.get(reverse("admin:competitions_submission_changelist"), {"q": "mine"})
+    assert b"mine.csv" in found.content
+
+
+def test_rescore_action_and_leaderboard_exports(admin_client, competition, learner, joined, eager_celery,
+                                                django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        sub = services.submission_create(
+            user=learner, competition=competition,
+            uploaded=SimpleUploadedFile("p.csv", perfect_submission(competition)),
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(
+            reverse("admin:competitions_submission_changelist"),
+            {"action": "rescore", "_selected_action": [sub.pk]},
+        )
+    sub.refresh_from_db()
+    assert sub.status == Submission.Status.SCORED and sub.attempts == 2
+
+    for board in ("public", "private"):
+        url = reverse("admin:competitions_competition_leaderboard", args=[competition.pk, board])
+        response = admin_client.get(url)
+        assert response.status_code == 200
+        lines = response.content.decode().splitlines()
+        assert lines[0].startswith("rank,team")
+        assert lines[1].startswith("1,lena,lena,1.00000")
+
+
+def test_admin_is_staff_only(client, learner):
+    client.force_login(learner)
+    response = client.get(reverse("admin:competitions_competition_changelist"))
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]

@@ -1,0 +1,212 @@
+"""Write operations: joining, submitting within limits, scoring outcomes, the reaper."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from competitions import selectors, services
+from competitions.models import Submission, Team
+from tests.conftest import make_competition, make_user, perfect_submission
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(body: bytes, name: str = "preds.csv") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, body)
+
+
+def submit(user, competition, body: bytes) -> Submission:
+    return services.submission_create(user=user, competition=competition, uploaded=upload(body))
+
+
+def test_join_creates_a_solo_team_and_is_idempotent(learner, competition):
+    first = services.competition_join(user=learner, competition=competition)
+    again = services.competition_join(user=learner, competition=competition)
+    assert first.pk == again.pk
+    assert first.team.name == learner.username
+    assert first.rules_accepted_at is not None
+
+
+def test_join_refused_after_the_deadline(learner, organizer):
+    competition = make_competition(organizer, deadline_in=timedelta(days=30))
+    competition.deadline_at = timezone.now() - timedelta(minutes=1)
+    competition.save()
+    with pytest.raises(ValidationError, match="has ended"):
+        services.competition_join(user=learner, competition=competition)
+
+
+def test_team_name_gets_a_suffix_when_taken(competition, db):
+    Team.objects.create(competition=competition, name="bea")
+    team = services.competition_join(user=make_user("bea"), competition=competition).team
+    assert team.name == "bea (2)"
+
+
+def test_submission_requires_joining(learner, competition):
+    with pytest.raises(ValidationError, match="Join the challenge"):
+        submit(learner, competition, perfect_submission(competition))
+
+
+def test_scoring_a_perfect_submission_gives_the_best_value(learner, joined, competition, eager_celery,
+                                                          django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        sub = submit(learner, competition, perfect_submission(competition))
+    sub.refresh_from_db()
+    assert sub.status == Submission.Status.SCORED, sub.error_message
+    assert sub.public_score == pytest.approx(1.0)
+    assert sub.private_score == pytest.approx(1.0)
+    assert sub.attempts == 1
+    assert sub.scored_at >= sub.started_at
+
+
+def test_stored_file_uses_a_generated_name(learner, joined, competition):
+    sub = submit(learner, competition, perfect_submission(competition))
+    assert "preds" not in sub.file.name
+    assert sub.original_name == "preds.csv"
+
+
+def test_broken_file_fails_with_the_engine_message_and_is_not_charged(
+    learner, joined, competition, eager_celery, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        sub = submit(learner, competition, b"id,wrong\nr000,1\n")
+    sub.refresh_from_db()
+    assert sub.status == Submission.Status.FAILED
+    assert "wrong" in sub.error_message
+    assert selectors.submission_quota(joined.team).used_today == 0
+
+
+def test_daily_limit_is_enforced_and_failed_submissions_are_not_charged(learner, organizer):
+    competition = make_competition(organizer, daily_limit=2)
+    team = services.competition_join(user=learner, competition=competition).team
+    body = perfect_submission(competition)
+    submit(learner, competition, body)
+    failed = submit(learner, competition, body)
+    Submission.objects.filter(pk=failed.pk).update(status=Submission.Status.FAILED)
+    submit(learner, competition, body)
+    with pytest.raises(ValidationError, match="used all 2 submissions for today"):
+        submit(learner, competition, body)
+    assert selectors.submission_quota(team).used_today == 2
+
+
+def test_yesterdays_submissions_do_not_count_today(learner, organizer):
+    competition = make_competition(organizer, daily_limit=1)
+    services.competition_join(user=learner, competition=competition)
+    sub = submit(learner, competition, perfect_submission(competition))
+    Submission.objects.filter(pk=sub.pk).update(created_at=timezone.now() - timedelta(days=1))
+    submit(learner, competition, perfect_submission(competition))
+
+
+def test_total_limit(learner, organizer):
+    competition = make_competition(organizer, daily_limit=5, total_limit=1)
+    services.competition_join(user=learner, competition=competition)
+    submit(learner, competition, perfect_submission(competition))
+    with pytest.raises(ValidationError, match="allowed in this challenge"):
+        submit(learner, competition, perfect_submission(competition))
+
+
+def test_upload_over_the_size_limit_is_refused(learner, organizer):
+    competition = make_competition(organizer, max_upload_mb=1)
+    services.competition_join(user=learner, competition=competition)
+    with pytest.raises(ValidationError, match="at most 1 MB"):
+        submit(learner, competition, b"x" * (1024 * 1024 + 1))
+    assert not Submission.objects.exists()
+
+
+def test_submitting_after_the_deadline_is_refused(learner, joined, competition):
+    competition.deadline_at = timezone.now() - timedelta(seconds=1)
+    competition.save()
+    with pytest.raises(ValidationError, match="closed"):
+        submit(learner, competition, perfect_submission(competition))
+
+
+def test_claim_is_exclusive(learner, joined, competition):
+    sub = submit(learner, competition, perfect_submission(competition))
+    assert services.submission_claim(sub.pk) is True
+    assert services.submission_claim(sub.pk) is False
+
+
+def test_scoring_twice_keeps_one_result(learner, joined, competition):
+    sub = submit(learner, competition, perfect_submission(competition))
+    assert services.submission_score(sub.pk).status == Submission.Status.SCORED
+    assert services.submission_score(sub.pk) is None
+    sub.refresh_from_db()
+    assert sub.attempts == 1
+
+
+def test_unexpected_errors_fail_the_submission_without_charging(learner, joined, competition, monkeypatch):
+    sub = submit(learner, competition, perfect_submission(competition))
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(services, "score_submission", explode)
+    outcome = services.submission_score(sub.pk)
+    sub.refresh_from_db()
+    assert outcome.status == sub.status == Submission.Status.FAILED
+    assert "problem on our side" in sub.error_message
+    assert "bug" not in sub.error_message
+
+
+def test_storage_errors_hand_the_submission_back_for_a_retry(learner, joined, competition, monkeypatch):
+    sub = submit(learner, competition, perfect_submission(competition))
+
+    def unavailable(*args, **kwargs):
+        raise OSError("storage down")
+
+    monkeypatch.setattr(services, "score_submission", unavailable)
+    with pytest.raises(OSError):
+        services.submission_score(sub.pk)
+    sub.refresh_from_db()
+    assert sub.status == Submission.Status.QUEUED
+
+
+def test_reaper_requeues_stuck_work_and_fails_it_after_the_budget(learner, joined, competition, settings,
+                                                                   monkeypatch):
+    sent = []
+    monkeypatch.setattr(services, "enqueue_scoring", sent.append)
+    settings.HOLDOUT_STUCK_AFTER_SECONDS = 60
+    settings.HOLDOUT_MAX_SCORING_ATTEMPTS = 2
+    sub = submit(learner, competition, perfect_submission(competition))
+    services.submission_claim(sub.pk)
+    later = timezone.now() + timedelta(minutes=5)
+
+    assert services.reap_stuck_submissions(now=timezone.now()) == {"requeued": 0, "failed": 0}
+    assert services.reap_stuck_submissions(now=later) == {"requeued": 1, "failed": 0}
+    assert sent == [sub.pk]
+    later += timedelta(minutes=5)
+    assert services.reap_stuck_submissions(now=later) == {"requeued": 1, "failed": 0}
+    later += timedelta(minutes=5)
+    assert services.reap_stuck_submissions(now=later) == {"requeued": 0, "failed": 1}
+    sub.refresh_from_db()
+    assert sub.status == Submission.Status.FAILED
+    assert "does not count against your limits" in sub.error_message
+
+
+def test_rescore_queues_finished_submissions(learner, joined, competition, eager_celery,
+                                             django_capture_on_commit_callbacks):
+    sub = submit(learner, competition, perfect_submission(competition))
+    services.submission_score(sub.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.submissions_rescore([sub.pk]) == 1
+    sub.refresh_from_db()
+    assert sub.status == Submission.Status.SCORED
+    assert sub.attempts == 2
+
+
+def test_sample_submission_is_generated_from_the_solution_ids(competition, learner, joined):
+    data_file = services.competition_generate_sample_submission(competition)
+    with data_file.file.open("rb") as fh:
+        body = fh.read()
+    assert body.splitlines()[0] == b"id,target"
+    assert len(body.splitlines()) == 41
+    assert services.submission_score(submit(learner, competition, body).pk).status == Submission.Status.SCORED
+
+
+def test_reprepare_keeps_the_split(competition):
+    before = competition.solution_info
+    services.competition_reprepare_solution(competition)
+    competition.refresh_from_db()
+    assert competition.solution_info == before

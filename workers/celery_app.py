@@ -1,0 +1,45 @@
+"""The Celery application shared by the web process (which only enqueues) and the workers.
+
+It imports no task modules eagerly and nothing heavy (no pandas, no TensorFlow): importing
+TensorFlow before a prefork pool forks deadlocks the children, so model code stays in the
+model worker's tasks and is imported lazily there.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("holdout")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["workers"], related_name="tasks")
+
+SCORE_SUBMISSION = "holdout.score_submission"
+
+
+def _ensure_filesystem_broker_folders() -> None:
+    from django.conf import settings
+
+    if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        return
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        os.makedirs(options[key], exist_ok=True)
+
+
+def enqueue_scoring(submission_id: int) -> None:
+    """Send a submission to the scoring queue by task name, so callers need not import tasks."""
+    if app.conf.task_always_eager:
+        # send_task never runs eagerly; tests and one-process set-ups run the task in-process.
+        from workers import tasks
+
+        tasks.score_submission.apply(args=[submission_id])
+        return
+    _ensure_filesystem_broker_folders()
+    app.send_task(SCORE_SUBMISSION, args=[submission_id], queue="scoring")
+
+
+@app.on_after_configure.connect
+def _setup(sender: Celery, **_: object) -> None:
+    _ensure_filesystem_broker_folders()

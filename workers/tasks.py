@@ -1,0 +1,54 @@
+"""Celery tasks: thin wrappers that own the retry policy and call a service."""
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError
+
+from competitions import services
+
+log = logging.getLogger(__name__)
+
+# Only errors that a later attempt can cure are retried: the database or the storage being
+# briefly unreachable. A bad file is not transient and ends as FAILED inside the service.
+TRANSIENT = (OperationalError, InterfaceError, OSError)
+
+
+@shared_task(
+    name="holdout.score_submission",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=5,
+)
+def score_submission(self, submission_id: int) -> str | None:
+    try:
+        outcome = services.submission_score(submission_id)
+    except SoftTimeLimitExceeded:
+        limit = settings.CELERY_TASK_SOFT_TIME_LIMIT
+        services.submission_fail(
+            submission_id,
+            f"Scoring took longer than the {limit} s limit and was stopped. "
+            "This submission does not count against your limits.",
+        )
+        return "failed"
+    except DatabaseError:
+        # The claim may have succeeded before the database went away: hand the row back so the
+        # retry can claim it again (if that fails too, the reaper re-queues it later).
+        try:
+            services.submission_release(submission_id)
+        except DatabaseError:
+            log.warning("could not release submission %s; the reaper will", submission_id)
+        raise
+    return outcome.status if outcome else None
+
+
+@shared_task(name="holdout.reap_stuck_submissions", acks_late=True)
+def reap_stuck_submissions() -> dict[str, int]:
+    return services.reap_stuck_submissions()

@@ -5,6 +5,7 @@ import shutil
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
@@ -14,10 +15,54 @@ from django.utils.html import format_html, format_html_join
 
 from competitions import selectors, services
 from competitions.models import Competition, DataFile, Participation, Submission, Team, User
-from django.contrib.auth.admin import UserAdmin
 
 SPLIT_FIELDS = ("public_fraction", "split_seed")
 PREPARE_FIELDS = ("metric", "id_column", "target_column")
+
+
+class OrganizerScopedAdmin(admin.ModelAdmin):
+    """Staff who are not superusers are organizers: they see and edit only their own challenges.
+
+    Access follows the competition's `organizers` list instead of Django's per-model permission
+    tables, so making someone the organizer of a challenge is all it takes.
+    """
+
+    organizers_lookup = "competition__organizers"
+
+    def _own(self, request: HttpRequest, queryset):
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(**{self.organizers_lookup: request.user}).distinct()
+
+    def get_queryset(self, request: HttpRequest):
+        return self._own(request, super().get_queryset(request))
+
+    def _allowed(self, request: HttpRequest, obj=None) -> bool:
+        if not (request.user.is_active and request.user.is_staff):
+            return False
+        if request.user.is_superuser or obj is None:
+            return True
+        return self._own(request, type(obj).objects.filter(pk=obj.pk)).exists()
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._allowed(request)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self._allowed(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self._allowed(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self._allowed(request, obj)
+
+    def has_add_permission(self, request: HttpRequest, *args) -> bool:
+        return self._allowed(request)
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "competition" and not request.user.is_superuser:
+            kwargs["queryset"] = Competition.objects.filter(organizers=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class CompetitionAdminForm(forms.ModelForm):
@@ -36,7 +81,7 @@ class CompetitionAdminForm(forms.ModelForm):
 
     class Meta:
         model = Competition
-        exclude = ("solution",)
+        fields = "__all__"  # noqa: DJ007 - the admin passes the fieldsets' fields
 
     def clean(self):
         cleaned = super().clean()
@@ -54,8 +99,7 @@ class CompetitionAdminForm(forms.ModelForm):
                 }
             )
         needs_prepare = upload or (
-            has_solution
-            and (split_changed or any(f in self.changed_data for f in PREPARE_FIELDS))
+            has_solution and (split_changed or any(f in self.changed_data for f in PREPARE_FIELDS))
         )
         if not needs_prepare:
             return cleaned
@@ -79,13 +123,19 @@ class CompetitionAdminForm(forms.ModelForm):
 
 class DataFileInline(admin.TabularInline):
     model = DataFile
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_staff
+
+    has_change_permission = has_delete_permission = has_view_permission = has_add_permission
     extra = 1
     fields = ("name", "file", "description", "size")
     readonly_fields = ("size",)
 
 
 @admin.register(Competition)
-class CompetitionAdmin(admin.ModelAdmin):
+class CompetitionAdmin(OrganizerScopedAdmin):
+    organizers_lookup = "organizers"
     form = CompetitionAdminForm
     list_display = ("title", "slug", "state", "phase_display", "metric", "deadline_at", "entrants", "links")
     list_filter = ("state", "kind", "metric")
@@ -103,7 +153,10 @@ class CompetitionAdmin(admin.ModelAdmin):
             "Hidden solution and split",
             {"fields": ("solution_upload", "solution_summary", "public_fraction", "split_seed", "resplit")},
         ),
-        ("Timeline and limits", {"fields": ("start_at", "deadline_at", "daily_limit", "total_limit", "max_upload_mb")}),
+        (
+            "Timeline and limits",
+            {"fields": ("start_at", "deadline_at", "daily_limit", "total_limit", "max_upload_mb")},
+        ),
         ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
@@ -120,7 +173,9 @@ class CompetitionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Links")
     def links(self, obj: Competition) -> str:
-        submissions = reverse("admin:competitions_submission_changelist") + f"?competition__id__exact={obj.pk}"
+        submissions = (
+            reverse("admin:competitions_submission_changelist") + f"?competition__id__exact={obj.pk}"
+        )
         return format_html(
             '<a href="{}">submissions</a> · <a href="{}">public board CSV</a> · '
             '<a href="{}">private board CSV</a> · <a href="{}">site</a>',
@@ -135,13 +190,19 @@ class CompetitionAdmin(admin.ModelAdmin):
         info = obj.solution_info
         if not info:
             return "No solution yet: participants cannot submit until one is uploaded."
-        source = "the Usage column" if info["split_source"] == "usage_column" else (
-            f"a random split (fraction {obj.split_fraction_used}, seed {obj.split_seed_used})"
+        source = (
+            "the Usage column"
+            if info["split_source"] == "usage_column"
+            else (f"a random split (fraction {obj.split_fraction_used}, seed {obj.split_seed_used})")
         )
         parts = [
             format_html(
                 "<strong>{}</strong> — {} rows: {} public, {} private, from {}.",
-                obj.solution_name, info["row_count"], info["public_count"], info["private_count"], source,
+                obj.solution_name,
+                info["row_count"],
+                info["public_count"],
+                info["private_count"],
+                source,
             ),
             format_html("Submission header: <code>{}</code>", ",".join(info["submission_columns"])),
         ]
@@ -150,16 +211,23 @@ class CompetitionAdmin(admin.ModelAdmin):
             rows = format_html_join(
                 "",
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                ((label, balance["public"].get(label, 0), balance["private"].get(label, 0))
-                 for label in info["classes"]),
+                (
+                    (label, balance["public"].get(label, 0), balance["private"].get(label, 0))
+                    for label in info["classes"]
+                ),
             )
-            parts.append(format_html(
-                "<table><thead><tr><th>Class</th><th>Public</th><th>Private</th></tr></thead>"
-                "<tbody>{}</tbody></table>", rows,
-            ))
+            parts.append(
+                format_html(
+                    "<table><thead><tr><th>Class</th><th>Public</th><th>Private</th></tr></thead>"
+                    "<tbody>{}</tbody></table>",
+                    rows,
+                )
+            )
         return format_html_join("", "<p>{}</p>", ((p,) for p in parts))
 
-    def save_model(self, request: HttpRequest, obj: Competition, form: CompetitionAdminForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Competition, form: CompetitionAdminForm, change: bool
+    ) -> None:
         super().save_model(request, obj, form, change)
         if form.prepared is None:
             return
@@ -180,6 +248,12 @@ class CompetitionAdmin(admin.ModelAdmin):
             f"Solution prepared: {info.row_count} rows ({info.public_count} public, "
             f"{info.private_count} private).",
         )
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if not change:
+            # Whoever creates a challenge organizes it (and so keeps access to it).
+            form.instance.organizers.add(request.user)
 
     @admin.action(description="Generate sample_submission.csv from the solution")
     def generate_sample_submission(self, request: HttpRequest, queryset) -> None:
@@ -215,20 +289,36 @@ class CompetitionAdmin(admin.ModelAdmin):
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{competition.slug}-{board}-leaderboard.csv"'
         writer = csv.writer(response)
-        writer.writerow(["rank", "team", "members", "score", "entries", "last_submission_utc", "submission_id"])
+        writer.writerow(
+            ["rank", "team", "members", "score", "entries", "last_submission_utc", "submission_id"]
+        )
         for row in rows:
-            writer.writerow([
-                row.rank, row.team_name, " ".join(row.members), competition.format_score(row.score),
-                row.entries, row.last_submitted_at.isoformat(), row.submission_id,
-            ])
+            writer.writerow(
+                [
+                    row.rank,
+                    row.team_name,
+                    " ".join(row.members),
+                    competition.format_score(row.score),
+                    row.entries,
+                    row.last_submitted_at.isoformat(),
+                    row.submission_id,
+                ]
+            )
         return response
 
 
 @admin.register(Submission)
-class SubmissionAdmin(admin.ModelAdmin):
+class SubmissionAdmin(OrganizerScopedAdmin):
     list_display = (
-        "id", "competition", "team", "submitted_by", "status", "public_score", "private_score",
-        "created_at", "scoring_time",
+        "id",
+        "competition",
+        "team",
+        "submitted_by",
+        "status",
+        "public_score",
+        "private_score",
+        "created_at",
+        "scoring_time",
     )
     list_filter = ("status", "competition")
     search_fields = ("team__name", "submitted_by__username", "original_name", "description")
@@ -237,9 +327,22 @@ class SubmissionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     actions = ["rescore"]
     readonly_fields = (
-        "competition", "team", "submitted_by", "file", "original_name", "size", "status",
-        "error_message", "public_score", "private_score", "created_at", "queued_at", "started_at",
-        "scored_at", "attempts", "requeues",
+        "competition",
+        "team",
+        "submitted_by",
+        "file",
+        "original_name",
+        "size",
+        "status",
+        "error_message",
+        "public_score",
+        "private_score",
+        "created_at",
+        "queued_at",
+        "started_at",
+        "scored_at",
+        "attempts",
+        "requeues",
     )
     fields = readonly_fields[:6] + ("description",) + readonly_fields[6:]
 
@@ -260,13 +363,18 @@ class SubmissionAdmin(admin.ModelAdmin):
 
 class MembershipInline(admin.TabularInline):
     model = Participation
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_staff
+
+    has_change_permission = has_add_permission = has_delete_permission = has_view_permission
     extra = 0
     raw_id_fields = ("user",)
     readonly_fields = ("joined_at", "rules_accepted_at")
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(OrganizerScopedAdmin):
     list_display = ("name", "competition", "created_at")
     list_filter = ("competition",)
     search_fields = ("name", "memberships__user__username")
@@ -275,7 +383,7 @@ class TeamAdmin(admin.ModelAdmin):
 
 
 @admin.register(Participation)
-class ParticipationAdmin(admin.ModelAdmin):
+class ParticipationAdmin(OrganizerScopedAdmin):
     list_display = ("user", "competition", "team", "joined_at")
     list_filter = ("competition",)
     search_fields = ("user__username", "team__name")

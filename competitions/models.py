@@ -4,6 +4,7 @@ Everything a participant does happens as a member of a Team (a solo team is crea
 join), so limits, leaderboards and, later, final selections are per team from the start.
 """
 
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -31,6 +32,15 @@ def _data_file_path(instance: "DataFile", filename: str) -> str:
 
 def _solution_path(instance: "Competition", filename: str) -> str:
     return f"solutions/{instance.slug}/{uuid.uuid4().hex}.csv"
+
+
+def _features_path(instance: "Competition", filename: str) -> str:
+    suffix = ".npz" if filename.lower().endswith(".npz") else ".csv"
+    return f"features/{instance.slug}/{uuid.uuid4().hex}{suffix}"
+
+
+def _invite_code() -> str:
+    return secrets.token_urlsafe(12)
 
 
 def _prepared_solution_path(instance: "Competition", filename: str) -> str:
@@ -64,7 +74,9 @@ class CompetitionQuerySet(models.QuerySet):
         if user.is_authenticated and user.is_staff:
             return self
         if user.is_authenticated:
-            return self.filter(models.Q(state=Competition.State.PUBLISHED) | models.Q(organizers=user)).distinct()
+            return self.filter(
+                models.Q(state=Competition.State.PUBLISHED) | models.Q(organizers=user)
+            ).distinct()
         return self.published()
 
 
@@ -76,6 +88,7 @@ class Competition(models.Model):
     class State(models.TextChoices):
         DRAFT = "draft", "Draft (organizers only)"
         PUBLISHED = "published", "Published"
+        UNLISTED = "unlisted", "Unlisted (only through the invite link)"
 
     slug = models.SlugField(unique=True, help_text="Used in URLs and by the Kaggle CLI (-c SLUG).")
     title = models.CharField(max_length=120)
@@ -101,7 +114,36 @@ class Competition(models.Model):
     )
 
     start_at = models.DateTimeField(default=timezone.now)
-    deadline_at = models.DateTimeField()
+    entry_deadline_at = models.DateTimeField(
+        null=True, blank=True, help_text="No new participants or teams after this; empty: the final deadline."
+    )
+    merger_deadline_at = models.DateTimeField(
+        null=True, blank=True, help_text="No team merges after this; empty: the final deadline."
+    )
+    deadline_at = models.DateTimeField(help_text="Final deadline: the private leaderboard appears.")
+    late_submissions = models.BooleanField(
+        default=False,
+        help_text="After the deadline, keep scoring submissions (shown on a separate late board, "
+        "never on the official boards).",
+    )
+
+    invite_code = models.CharField(
+        max_length=32,
+        default=_invite_code,
+        unique=True,
+        editable=False,
+        help_text="Unlisted challenges are reached through /join/<code>/.",
+    )
+    join_allowlist = models.TextField(
+        blank=True,
+        help_text="Optional. One e-mail address or @domain per line; only matching accounts may join.",
+    )
+    team_size_limit = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1)])
+    final_submission_count = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MinValueValidator(1)],
+        help_text="How many submissions a team may select for the private leaderboard.",
+    )
 
     public_fraction = models.FloatField(
         default=0.3,
@@ -121,7 +163,7 @@ class Competition(models.Model):
     # The hidden solution. The original CSV and its prepared form both live in private storage;
     # the split is computed once, stored in the prepared file, and only changes when an
     # organizer re-uploads or explicitly re-splits.
-    solution = models.FileField(storage=private_storage, upload_to=_solution_path, blank=True)
+    solution = models.FileField(storage=private_storage, upload_to=_solution_path, blank=True, editable=False)
     solution_name = models.CharField(max_length=255, blank=True, editable=False)
     prepared_solution = models.FileField(
         storage=private_storage, upload_to=_prepared_solution_path, blank=True, editable=False
@@ -130,6 +172,13 @@ class Competition(models.Model):
     split_fraction_used = models.FloatField(null=True, blank=True, editable=False)
     split_seed_used = models.PositiveIntegerField(null=True, blank=True, editable=False)
     solution_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    # Model challenges: hidden test features the uploaded model is run on (never downloadable).
+    hidden_features = models.FileField(
+        storage=private_storage, upload_to=_features_path, blank=True, editable=False
+    )
+    hidden_features_name = models.CharField(max_length=255, blank=True, editable=False)
+    features_info = models.JSONField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -227,6 +276,10 @@ class Team(models.Model):
     competition = models.ForeignKey(Competition, on_delete=models.CASCADE, related_name="teams")
     name = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
+    invite_token = models.CharField(max_length=32, default=_invite_code, unique=True, editable=False)
+    disqualified_reason = models.TextField(
+        blank=True, help_text="Non-empty removes the team from the boards; the team sees the reason."
+    )
 
     class Meta:
         constraints = [
@@ -240,7 +293,9 @@ class Team(models.Model):
 class Participation(models.Model):
     """A user joined a competition (accepting its rules) and competes as a member of a team."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="participations")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="participations"
+    )
     competition = models.ForeignKey(Competition, on_delete=models.CASCADE, related_name="participations")
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="memberships")
     joined_at = models.DateTimeField(auto_now_add=True)
@@ -287,6 +342,17 @@ class Submission(models.Model):
     public_score = models.FloatField(null=True, blank=True)
     private_score = models.FloatField(null=True, blank=True)
 
+    is_late = models.BooleanField(
+        default=False, help_text="Made after the deadline: never on official boards."
+    )
+    is_final = models.BooleanField(
+        default=False, help_text="Selected by the team for the private leaderboard."
+    )
+    is_baseline = models.BooleanField(
+        default=False, help_text="Shown on the boards as an unranked reference row."
+    )
+    disqualified_reason = models.TextField(blank=True)
+
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     scored_at = models.DateTimeField(null=True, blank=True)
@@ -319,3 +385,84 @@ class Submission(models.Model):
 
     def private_score_visible(self, now: datetime | None = None) -> bool:
         return self.competition.has_ended(now)
+
+
+class ApiKey(models.Model):
+    """A user's key for the REST API and the Kaggle CLI (sent as the HTTP Basic password).
+
+    Only a SHA-256 of the key is stored, like a password: the key is shown once when it is
+    created (with a kaggle.json download) and can be regenerated at any time.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_key")
+    key_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8, help_text="The key's first characters, to recognise it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.prefix}…)"
+
+
+class TeamInvitation(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+        CANCELLED = "cancelled", "Cancelled"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
+    invitee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_invitations"
+    )
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "invitee"], condition=models.Q(status="pending"), name="one_pending_invite"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invitee} to {self.team} ({self.status})"
+
+
+class RescoreRun(models.Model):
+    """One re-scoring of a whole challenge, with the boards as they were before it."""
+
+    competition = models.ForeignKey(Competition, on_delete=models.CASCADE, related_name="rescore_runs")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # {"public": {team_id: rank}, "private": {team_id: rank}} before the run.
+    ranks_before = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return f"Re-score of {self.competition} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ScoreHistory(models.Model):
+    """A submission's previous result, kept whenever it is scored again."""
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="history")
+    rescore_run = models.ForeignKey(RescoreRun, on_delete=models.SET_NULL, null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Submission.Status.choices)
+    public_score = models.FloatField(null=True, blank=True)
+    private_score = models.FloatField(null=True, blank=True)
+    error_message = models.TextField(blank=True)
+    scored_at = models.DateTimeField(null=True, blank=True)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-recorded_at"]
+
+    def __str__(self) -> str:
+        return f"{self.submission} before {self.recorded_at:%Y-%m-%d %H:%M}"

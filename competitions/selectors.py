@@ -1,6 +1,6 @@
 """Read queries: quotas and leaderboards."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Max
@@ -58,94 +58,182 @@ def participation_for(user, competition: Competition) -> Participation | None:
 
 @dataclass(frozen=True)
 class LeaderboardRow:
-    rank: int
-    team_id: int
+    rank: int | None  # None for baseline rows, which are references, not competitors
+    team_id: int | None
     team_name: str
     members: list[str]
     score: float
     entries: int
     last_submitted_at: datetime
     submission_id: int
+    is_baseline: bool = False
+    public_rank: int | None = None  # private board only: the team's place on the public board
+    other_score: float | None = None  # late board only: the private score beside the public one
+
+    @property
+    def rank_change(self) -> int | None:
+        """Places gained (+) or lost (-) from the public to the private board: the shake-up."""
+        if self.rank is None or self.public_rank is None:
+            return None
+        return self.public_rank - self.rank
 
 
-def _board_submissions(competition: Competition):
-    """Scored submissions made during the competition by participants (not organizers)."""
-    organizer_ids = set(competition.organizers.values_list("pk", flat=True))
-    qs = Submission.objects.filter(
-        competition=competition,
-        status=Submission.Status.SCORED,
-        created_at__lt=competition.deadline_at,
-        submitted_by__is_staff=False,
-    ).exclude(submitted_by__in=organizer_ids)
-    return qs
+def _participant_submissions(competition: Competition, *, late: bool = False):
+    """Scored submissions that may appear on a board: no organizers, staff, baselines or
+    disqualified entries; official boards take only what came before the deadline."""
+    organizer_ids = list(competition.organizers.values_list("pk", flat=True))
+    qs = (
+        Submission.objects.filter(competition=competition, status=Submission.Status.SCORED, is_baseline=False)
+        .filter(disqualified_reason="", team__disqualified_reason="")
+        .exclude(submitted_by__is_staff=True)
+        .exclude(submitted_by__in=organizer_ids)
+    )
+    if late:
+        return qs.filter(is_late=True)
+    return qs.filter(is_late=False, created_at__lt=competition.deadline_at)
 
 
-def _rank(competition: Competition, best: dict[int, tuple[float, Submission]]) -> list[LeaderboardRow]:
-    """Order teams by score, then by the time of the submission that earned it (earlier first).
-
-    Ties are broken by submission time, as on Kaggle: whoever reached a score first keeps the
-    higher place.
-    """
+def _sort_key(competition: Competition, score: float, sub: Submission) -> tuple:
+    # Scores are compared at the challenge's display precision: two scores that look equal on
+    # the board are equal, and the earlier submission takes the higher row.
     sign = -1.0 if competition.higher_is_better else 1.0
-    ordered = sorted(best.items(), key=lambda item: (sign * item[1][0], item[1][1].created_at, item[1][1].pk))
-    team_ids = [team_id for team_id, _ in ordered]
-    stats = {
-        row["team"]: row
-        for row in Submission.objects.filter(team_id__in=team_ids, created_at__lt=competition.deadline_at)
-        .charged()
-        .values("team")
-        .annotate(entries=Count("pk"), last=Max("created_at"))
+    return (sign * round(score, competition.score_precision), sub.created_at, sub.pk)
+
+
+def _best(competition: Competition, subs, field: str) -> Submission | None:
+    subs = [s for s in subs if getattr(s, field) is not None]
+    return min(subs, key=lambda s: _sort_key(competition, getattr(s, field), s), default=None)
+
+
+def _by_team(qs) -> dict[int, list[Submission]]:
+    teams: dict[int, list[Submission]] = {}
+    for sub in qs.only(
+        "pk",
+        "team_id",
+        "public_score",
+        "private_score",
+        "created_at",
+        "is_final",
+        "description",
+        "original_name",
+    ):
+        teams.setdefault(sub.team_id, []).append(sub)
+    return teams
+
+
+def private_candidates(competition: Competition, subs: list[Submission]) -> list[Submission]:
+    """The submissions that count for a team's private entry: those it selected, or, if it
+    selected none, its best public ones up to the selection limit (Kaggle's automatic rule)."""
+    chosen = [s for s in subs if s.is_final]
+    if chosen:
+        return chosen
+    ranked = sorted(subs, key=lambda s: _sort_key(competition, s.public_score, s))
+    return ranked[: competition.final_submission_count]
+
+
+def _entries(competition: Competition, team_ids: list[int], *, late: bool) -> dict[int, dict]:
+    qs = Submission.objects.filter(team_id__in=team_ids, is_late=late).charged()
+    if not late:
+        qs = qs.filter(created_at__lt=competition.deadline_at)
+    return {
+        row["team"]: row for row in qs.values("team").annotate(entries=Count("pk"), last=Max("created_at"))
     }
+
+
+def _rows(
+    competition: Competition, best: dict[int, tuple[float, Submission]], *, late: bool = False
+) -> list[LeaderboardRow]:
+    ordered = sorted(best.items(), key=lambda item: _sort_key(competition, item[1][0], item[1][1]))
+    team_ids = [team_id for team_id, _ in ordered]
+    stats = _entries(competition, team_ids, late=late)
     members: dict[int, list[str]] = {}
     for team_id, username in Participation.objects.filter(team_id__in=team_ids).values_list(
         "team_id", "user__username"
     ):
         members.setdefault(team_id, []).append(username)
     names = dict(Team.objects.filter(pk__in=team_ids).values_list("pk", "name"))
-    return [
-        LeaderboardRow(
-            rank=position,
-            team_id=team_id,
-            team_name=names[team_id],
-            members=sorted(members.get(team_id, [])),
-            score=score,
-            entries=stats[team_id]["entries"],
-            last_submitted_at=stats[team_id]["last"],
-            submission_id=submission.pk,
+    rows, rank, previous = [], 0, None
+    for position, (team_id, (score, sub)) in enumerate(ordered, start=1):
+        shown = round(score, competition.score_precision)
+        if shown != previous:
+            rank, previous = position, shown  # equal displayed scores share a rank
+        rows.append(
+            LeaderboardRow(
+                rank=rank,
+                team_id=team_id,
+                team_name=names[team_id],
+                members=sorted(members.get(team_id, [])),
+                score=score,
+                entries=stats[team_id]["entries"],
+                last_submitted_at=stats[team_id]["last"],
+                submission_id=sub.pk,
+                other_score=sub.private_score if late else None,
+            )
         )
-        for position, (team_id, (score, submission)) in enumerate(ordered, start=1)
+    return rows
+
+
+def _with_baselines(competition: Competition, rows: list[LeaderboardRow], field: str) -> list[LeaderboardRow]:
+    """Insert organizers' baseline submissions as unranked reference rows at their score."""
+    baselines = Submission.objects.filter(
+        competition=competition, is_baseline=True, status=Submission.Status.SCORED
+    ).exclude(**{f"{field}__isnull": True})
+    extra = [
+        LeaderboardRow(
+            rank=None,
+            team_id=None,
+            team_name=f"Baseline: {b.description or b.original_name}",
+            members=[],
+            score=getattr(b, field),
+            entries=0,
+            last_submitted_at=b.created_at,
+            submission_id=b.pk,
+            is_baseline=True,
+        )
+        for b in baselines
     ]
-
-
-def _best_public(competition: Competition) -> dict[int, Submission]:
-    better = (lambda a, b: a > b) if competition.higher_is_better else (lambda a, b: a < b)
-    best: dict[int, Submission] = {}
-    for sub in _board_submissions(competition).order_by("created_at", "pk").only(
-        "pk", "team_id", "public_score", "private_score", "created_at"
-    ):
-        current = best.get(sub.team_id)
-        # Strictly better only: on a tie the earlier submission stays the team's best.
-        if current is None or better(sub.public_score, current.public_score):
-            best[sub.team_id] = sub
-    return best
+    if not extra:
+        return rows
+    sign = -1.0 if competition.higher_is_better else 1.0
+    # Stable sort: a baseline equal to a team's score sits below it.
+    return sorted(
+        rows + extra, key=lambda r: (sign * round(r.score, competition.score_precision), r.is_baseline)
+    )
 
 
 def leaderboard(
     competition: Competition, *, board: str, reveal_private: bool = False, now: datetime | None = None
 ) -> list[LeaderboardRow] | None:
-    """The public or private board. The private one is None before the deadline unless the
-    caller is an organizer tool that passes reveal_private (admin exports).
+    """The "public", "private" or "late" board.
 
-    Until teams can choose final submissions, a team's private entry is the private score of its
-    best public submission (Kaggle's automatic selection).
+    The private board is None before the deadline unless the caller is an organizer tool that
+    passes reveal_private (admin exports): nobody else may see a private score before then. It
+    needs no job at the deadline: it is computed from the teams' selections whenever it is read.
     """
-    if board not in ("public", "private"):
-        raise ValueError(f"unknown board {board!r}")
-    if board == "private" and not (reveal_private or competition.has_ended(now)):
-        return None
-    best = _best_public(competition)
-    field = "public_score" if board == "public" else "private_score"
-    return _rank(competition, {team: (getattr(sub, field), sub) for team, sub in best.items()})
+    if board == "public":
+        teams = _by_team(_participant_submissions(competition))
+        best = {t: _best(competition, subs, "public_score") for t, subs in teams.items()}
+        rows = _rows(competition, {t: (b.public_score, b) for t, b in best.items() if b})
+        return _with_baselines(competition, rows, "public_score")
+    if board == "private":
+        if not (reveal_private or competition.has_ended(now)):
+            return None
+        teams = _by_team(_participant_submissions(competition))
+        best = {
+            t: _best(competition, private_candidates(competition, subs), "private_score")
+            for t, subs in teams.items()
+        }
+        rows = _rows(competition, {t: (b.private_score, b) for t, b in best.items() if b})
+        public_ranks = {
+            r.team_id: r.rank for r in leaderboard(competition, board="public") if not r.is_baseline
+        }
+        rows = [replace(r, public_rank=public_ranks.get(r.team_id)) for r in rows]
+        return _with_baselines(competition, rows, "private_score")
+    if board == "late":
+        teams = _by_team(_participant_submissions(competition, late=True))
+        best = {t: _best(competition, subs, "public_score") for t, subs in teams.items()}
+        return _rows(competition, {t: (b.public_score, b) for t, b in best.items() if b}, late=True)
+    raise ValueError(f"unknown board {board!r}")
 
 
 def public_leaderboard(competition: Competition) -> list[LeaderboardRow]:
@@ -156,6 +244,11 @@ def public_leaderboard(competition: Competition) -> list[LeaderboardRow]:
 def private_leaderboard(competition: Competition, now: datetime | None = None) -> list[LeaderboardRow] | None:
     """The final ranking for participants, or None before the deadline."""
     return leaderboard(competition, board="private", now=now)
+
+
+def late_leaderboard(competition: Competition) -> list[LeaderboardRow]:
+    """Practice board of submissions made after the deadline; never part of the official ones."""
+    return leaderboard(competition, board="late")
 
 
 def team_submissions(team: Team):

@@ -194,9 +194,10 @@ def _cached_solution(competition: Competition) -> Path:
     cached = cache_dir / Path(competition.prepared_solution.name).name
     if not cached.exists():
         fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
-        with open(fd, "wb") as dst, competition.prepared_solution.storage.open(
-            competition.prepared_solution.name, "rb"
-        ) as src:
+        with (
+            open(fd, "wb") as dst,
+            competition.prepared_solution.storage.open(competition.prepared_solution.name, "rb") as src,
+        ):
             shutil.copyfileobj(src, dst, length=1024 * 1024)
         Path(tmp).replace(cached)  # atomic: concurrent workers never read half a file
     return cached
@@ -321,8 +322,13 @@ def solution_prepare_upload(
     out = tmp / "prepared.parquet"
     try:
         info = prepare_solution(
-            src, out, id_column=id_column, target_column=target_column, metric=metric,
-            public_fraction=public_fraction, seed=seed,
+            src,
+            out,
+            id_column=id_column,
+            target_column=target_column,
+            metric=metric,
+            public_fraction=public_fraction,
+            seed=seed,
         )
     except SolutionError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -362,8 +368,11 @@ def competition_reprepare_solution(competition: Competition) -> SolutionInfo:
         raise ValidationError("This challenge has no solution file yet.")
     with competition.solution.open("rb") as fh:
         prepared, info = solution_prepare_upload(
-            File(fh), id_column=competition.id_column, target_column=competition.target_column,
-            metric=competition.metric, public_fraction=competition.public_fraction,
+            File(fh),
+            id_column=competition.id_column,
+            target_column=competition.target_column,
+            metric=competition.metric,
+            public_fraction=competition.public_fraction,
             seed=competition.split_seed,
         )
     try:

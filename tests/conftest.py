@@ -48,7 +48,9 @@ PASSWORD = "a-long-test-password-42"
 
 
 def make_user(username: str, **extra) -> User:
-    return User.objects.create_user(username=username, email=f"{username}@example.com", password=PASSWORD, **extra)
+    return User.objects.create_user(
+        username=username, email=f"{username}@example.com", password=PASSWORD, **extra
+    )
 
 
 @pytest.fixture

@@ -103,7 +103,9 @@ def test_changing_the_split_needs_an_explicit_resplit(admin_client, competition)
     competition.refresh_from_db()
     assert competition.solution_info == before
 
-    response = admin_client.post(url, change_form_data(admin_client, competition, public_fraction="0.5", resplit="on"))
+    response = admin_client.post(
+        url, change_form_data(admin_client, competition, public_fraction="0.5", resplit="on")
+    )
     assert response.status_code == 302
     competition.refresh_from_db()
     assert competition.solution_info["public_count"] == 20
@@ -123,7 +125,9 @@ def test_changing_the_metric_reprepares_with_the_same_split(admin_client, compet
 def test_generate_sample_submission_action(admin_client, competition):
     changelist = reverse("admin:competitions_competition_changelist")
     response = admin_client.post(
-        changelist, {"action": "generate_sample_submission", "_selected_action": [competition.pk]}, follow=True
+        changelist,
+        {"action": "generate_sample_submission", "_selected_action": [competition.pk]},
+        follow=True,
     )
     assert b"sample_submission.csv generated" in response.content
     assert competition.data_files.filter(name="sample_submission.csv").exists()
@@ -131,7 +135,8 @@ def test_generate_sample_submission_action(admin_client, competition):
 
 def test_changelists_and_search(admin_client, competition, learner, joined):
     services.submission_create(
-        user=learner, competition=competition,
+        user=learner,
+        competition=competition,
         uploaded=SimpleUploadedFile("mine.csv", perfect_submission(competition)),
     )
     for name in ("competition", "submission", "team", "participation", "user"):
@@ -142,11 +147,13 @@ def test_changelists_and_search(admin_client, competition, learner, joined):
     assert b"mine.csv" in found.content
 
 
-def test_rescore_action_and_leaderboard_exports(admin_client, competition, learner, joined, eager_celery,
-                                                django_capture_on_commit_callbacks):
+def test_rescore_action_and_leaderboard_exports(
+    admin_client, competition, learner, joined, eager_celery, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         sub = services.submission_create(
-            user=learner, competition=competition,
+            user=learner,
+            competition=competition,
             uploaded=SimpleUploadedFile("p.csv", perfect_submission(competition)),
         )
     with django_capture_on_commit_callbacks(execute=True):
@@ -171,3 +178,33 @@ def test_admin_is_staff_only(client, learner):
     response = client.get(reverse("admin:competitions_competition_changelist"))
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_organizers_only_reach_their_own_challenges(client, competition, db):
+    from tests.conftest import make_competition, make_user
+
+    other_organizer = make_user("oscar", is_staff=True)
+    theirs = make_competition(other_organizer, slug="theirs")
+    client.force_login(other_organizer)
+
+    listing = client.get(reverse("admin:competitions_competition_changelist"))
+    assert listing.status_code == 200
+    assert b"theirs" in listing.content
+    assert competition.slug.encode() not in listing.content
+    # Another organizer's challenge, its exports and its submissions are out of reach.
+    for url in (
+        reverse("admin:competitions_competition_change", args=[competition.pk]),
+        reverse("admin:competitions_competition_leaderboard", args=[competition.pk, "private"]),
+    ):
+        assert client.get(url).status_code in (302, 403, 404)
+    assert client.get(reverse("admin:competitions_competition_change", args=[theirs.pk])).status_code == 200
+
+
+def test_a_new_challenge_is_organized_by_its_creator(client, db):
+    from tests.conftest import make_user
+
+    creator = make_user("carla", is_staff=True)
+    client.force_login(creator)
+    response = client.post(ADD_URL, competition_form(slug="carlas"))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Competition.objects.get(slug="carlas").organizers.filter(pk=creator.pk).exists()

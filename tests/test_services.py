@@ -49,8 +49,9 @@ def test_submission_requires_joining(learner, competition):
         submit(learner, competition, perfect_submission(competition))
 
 
-def test_scoring_a_perfect_submission_gives_the_best_value(learner, joined, competition, eager_celery,
-                                                          django_capture_on_commit_callbacks):
+def test_scoring_a_perfect_submission_gives_the_best_value(
+    learner, joined, competition, eager_celery, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         sub = submit(learner, competition, perfect_submission(competition))
     sub.refresh_from_db()
@@ -163,8 +164,9 @@ def test_storage_errors_hand_the_submission_back_for_a_retry(learner, joined, co
     assert sub.status == Submission.Status.QUEUED
 
 
-def test_reaper_requeues_stuck_work_and_fails_it_after_the_budget(learner, joined, competition, settings,
-                                                                   monkeypatch):
+def test_reaper_requeues_stuck_work_and_fails_it_after_the_budget(
+    learner, joined, competition, settings, monkeypatch
+):
     sent = []
     monkeypatch.setattr(services, "enqueue_scoring", sent.append)
     settings.HOLDOUT_STUCK_AFTER_SECONDS = 60
@@ -185,8 +187,9 @@ def test_reaper_requeues_stuck_work_and_fails_it_after_the_budget(learner, joine
     assert "does not count against your limits" in sub.error_message
 
 
-def test_rescore_queues_finished_submissions(learner, joined, competition, eager_celery,
-                                             django_capture_on_commit_callbacks):
+def test_rescore_queues_finished_submissions(
+    learner, joined, competition, eager_celery, django_capture_on_commit_callbacks
+):
     sub = submit(learner, competition, perfect_submission(competition))
     services.submission_score(sub.pk)
     with django_capture_on_commit_callbacks(execute=True):

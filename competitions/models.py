@@ -71,11 +71,15 @@ class CompetitionQuerySet(models.QuerySet):
         return self.filter(state=Competition.State.PUBLISHED)
 
     def visible_to(self, user) -> "CompetitionQuerySet":
-        if user.is_authenticated and user.is_staff:
+        """Challenges a user may open: published ones, those they organize or joined (an
+        unlisted challenge is reached through its invite link, then stays visible)."""
+        if user.is_authenticated and user.is_superuser:
             return self
         if user.is_authenticated:
             return self.filter(
-                models.Q(state=Competition.State.PUBLISHED) | models.Q(organizers=user)
+                models.Q(state=Competition.State.PUBLISHED)
+                | models.Q(organizers=user)
+                | models.Q(participations__user=user)
             ).distinct()
         return self.published()
 
@@ -219,6 +223,29 @@ class Competition(models.Model):
         return self.has_started(now) and not self.has_ended(now)
 
     @property
+    def effective_entry_deadline(self) -> datetime:
+        return self.entry_deadline_at or self.deadline_at
+
+    @property
+    def effective_merger_deadline(self) -> datetime:
+        return self.merger_deadline_at or self.deadline_at
+
+    def entry_closed(self, now: datetime | None = None) -> bool:
+        return (now or timezone.now()) >= self.effective_entry_deadline
+
+    def merging_closed(self, now: datetime | None = None) -> bool:
+        return (now or timezone.now()) >= self.effective_merger_deadline
+
+    def allows_email(self, email: str) -> bool:
+        """The optional allow-list: exact addresses, or @domain entries."""
+        entries = [line.strip().lower() for line in self.join_allowlist.splitlines() if line.strip()]
+        if not entries:
+            return True
+        email = (email or "").strip().lower()
+        domain = "@" + email.rpartition("@")[2]
+        return email in entries or domain in entries
+
+    @property
     def phase(self) -> str:
         if not self.has_started():
             return "upcoming"
@@ -236,7 +263,7 @@ class Competition(models.Model):
     def is_organizer(self, user) -> bool:
         if not user.is_authenticated:
             return False
-        return user.is_staff or self.organizers.filter(pk=user.pk).exists()
+        return user.is_superuser or self.organizers.filter(pk=user.pk).exists()
 
     def format_score(self, score: float | None) -> str:
         if score is None:

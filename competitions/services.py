@@ -1,6 +1,5 @@
 """Write operations. Views, the admin and Celery tasks call these; nothing else writes rows."""
 
-import hashlib
 import logging
 import shutil
 import tempfile
@@ -16,8 +15,16 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from competitions.models import Competition, DataFile, Participation, Submission, Team
-from competitions.selectors import submission_quota
+from competitions.models import (
+    Competition,
+    DataFile,
+    Participation,
+    RescoreRun,
+    ScoreHistory,
+    Submission,
+    Team,
+)
+from competitions.selectors import leaderboard, submission_quota
 from workers.celery_app import enqueue_scoring
 from workers.engine import ScoringError, SolutionError, SolutionInfo, prepare_solution, score_submission
 from workers.engine.solution import sample_submission_csv
@@ -38,16 +45,34 @@ MISCONFIGURED_MESSAGE = (
 
 
 @transaction.atomic
-def competition_join(*, user, competition: Competition) -> Participation:
-    """Join a competition, accepting its rules, as a new solo team (Kaggle's model)."""
+def competition_join(*, user, competition: Competition, invite_code: str | None = None) -> Participation:
+    """Join a competition, accepting its rules, as a new solo team (Kaggle's model).
+
+    Drafts admit only their organizers (for dry runs); unlisted challenges need their invite
+    code; the optional allow-list filters by e-mail; nobody joins after the entry deadline,
+    except into a closed challenge that keeps taking late submissions for practice.
+    """
     existing = Participation.objects.filter(user=user, competition=competition).first()
     if existing:
         return existing
-    if competition.state != Competition.State.PUBLISHED and not competition.is_organizer(user):
-        raise ValidationError("This challenge is not open to participants yet.")
-    if competition.has_ended():
-        raise ValidationError("This challenge has ended; it can no longer be joined.")
-    team = Team(competition=competition, name=_unique_team_name(competition, user.username))
+    organizer = competition.is_organizer(user)
+    if not organizer:
+        if competition.state == Competition.State.DRAFT:
+            raise ValidationError("This challenge is not open to participants yet.")
+        if competition.state == Competition.State.UNLISTED and invite_code != competition.invite_code:
+            raise ValidationError("This challenge can only be joined through its invite link.")
+        if not competition.allows_email(user.email):
+            raise ValidationError(
+                "This challenge is restricted to invited e-mail addresses; yours is not on its list."
+            )
+        now = timezone.now()
+        if competition.has_ended(now) and not competition.late_submissions:
+            raise ValidationError("This challenge has ended; it can no longer be joined.")
+        if competition.entry_closed(now) and not competition.has_ended(now):
+            raise ValidationError(
+                f"The entry deadline ({competition.effective_entry_deadline:%Y-%m-%d %H:%M} UTC) has passed."
+            )
+    team = Team(competition=competition, name=unique_team_name(competition, user.username))
     team.full_clean()
     team.save()
     participation = Participation(
@@ -58,7 +83,7 @@ def competition_join(*, user, competition: Competition) -> Participation:
     return participation
 
 
-def _unique_team_name(competition: Competition, base: str) -> str:
+def unique_team_name(competition: Competition, base: str) -> str:
     name, n = base, 1
     while Team.objects.filter(competition=competition, name=name).exists():
         n += 1
@@ -67,15 +92,6 @@ def _unique_team_name(competition: Competition, base: str) -> str:
 
 
 # --- Submissions ----------------------------------------------------------------------------
-
-
-def _sha256_and_size(uploaded: UploadedFile) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    for chunk in uploaded.chunks():
-        digest.update(chunk)
-        size += len(chunk)
-    uploaded.seek(0)
-    return digest.hexdigest(), size
 
 
 @transaction.atomic
@@ -95,7 +111,8 @@ def submission_create(
     now = timezone.now()
     if not competition.has_started(now) and not is_organizer:
         raise ValidationError(f"This challenge opens at {competition.start_at:%Y-%m-%d %H:%M} UTC.")
-    if competition.has_ended(now):
+    is_late = competition.has_ended(now)
+    if is_late and not competition.late_submissions:
         raise ValidationError(f"This challenge closed at {competition.deadline_at:%Y-%m-%d %H:%M} UTC.")
     if not competition.is_ready:
         raise ValidationError("This challenge is not accepting submissions yet: it has no solution.")
@@ -119,13 +136,13 @@ def submission_create(
             f"Your team has used all {competition.total_limit} submissions allowed in this challenge."
         )
 
-    _, size = _sha256_and_size(uploaded)
     submission = Submission(
         competition=competition,
         team=team,
         submitted_by=user,
         original_name=Path(uploaded.name or "submission.csv").name[:255],
-        size=size,
+        size=uploaded.size,
+        is_late=is_late,
         description=description.strip()[:500],
         created_at=now,
         queued_at=now,
@@ -251,19 +268,98 @@ def submission_score(submission_id: int) -> ScoringOutcome | None:
     return ScoringOutcome(Submission.Status.SCORED)
 
 
-def submissions_rescore(submission_ids: list[int]) -> int:
-    """Queue finished submissions to be scored again (after a solution or metric change)."""
+@transaction.atomic
+def submission_set_final(*, user, submission: Submission, selected: bool) -> Submission:
+    """Select (or unselect) a submission for the private leaderboard, until the deadline."""
+    competition = submission.competition
+    participation = Participation.objects.filter(user=user, competition=competition).first()
+    if participation is None or participation.team_id != submission.team_id:
+        raise ValidationError("Only members of the team can select its submissions.")
+    team = Team.objects.select_for_update().get(pk=submission.team_id)
+    if competition.has_ended():
+        raise ValidationError("Final submissions cannot change after the deadline.")
+    submission = Submission.objects.get(pk=submission.pk)
+    if selected:
+        if submission.status != Submission.Status.SCORED or submission.is_late:
+            raise ValidationError("Only scored submissions made before the deadline can be selected.")
+        chosen = Submission.objects.filter(team=team, is_final=True).exclude(pk=submission.pk).count()
+        if chosen >= competition.final_submission_count:
+            raise ValidationError(
+                f"Your team has already selected {competition.final_submission_count} submissions; "
+                "unselect one first."
+            )
+    submission.is_final = selected
+    submission.save(update_fields=["is_final"])
+    return submission
+
+
+def submissions_mark(queryset, **fields) -> int:
+    """Organizer actions on submissions (baseline flag, disqualification): one UPDATE."""
+    return queryset.update(**fields)
+
+
+@transaction.atomic
+def competition_rescore(competition: Competition, *, started_by=None) -> RescoreRun:
+    """Score every submission of a challenge again, keeping the old results and board positions.
+
+    The run records each team's public and private rank before it starts; every submission's
+    previous result goes into ScoreHistory. If workers die half-way, the reaper re-queues what
+    is left and `rescore_run_resume` sends the rest again, so a re-score can always finish.
+    """
+    ranks = {
+        board: {
+            str(r.team_id): r.rank
+            for r in leaderboard(competition, board=board, reveal_private=True) or []
+            if r.team_id
+        }
+        for board in ("public", "private")
+    }
+    run = RescoreRun.objects.create(competition=competition, started_by=started_by, ranks_before=ranks)
+    ids = list(
+        Submission.objects.filter(
+            competition=competition, status__in=[Submission.Status.SCORED, Submission.Status.FAILED]
+        ).values_list("pk", flat=True)
+    )
+    submissions_rescore(ids, run=run)
+    return run
+
+
+def rescore_run_resume(run: RescoreRun) -> int:
+    """Re-send whatever a re-score left unscored (a lost message, a crashed worker)."""
+    pending = Submission.objects.filter(
+        competition=run.competition, status__in=[Submission.Status.QUEUED, Submission.Status.SCORING]
+    ).values_list("pk", flat=True)
+    for pk in pending:
+        enqueue_scoring(pk)
+    return len(pending)
+
+
+def submissions_rescore(submission_ids: list[int], *, run: RescoreRun | None = None) -> int:
+    """Queue finished submissions to be scored again, keeping each previous result in history."""
     count = 0
     for pk in submission_ids:
         with transaction.atomic():
-            updated = Submission.objects.filter(
-                pk=pk, status__in=[Submission.Status.SCORED, Submission.Status.FAILED]
-            ).update(
+            sub = (
+                Submission.objects.select_for_update()
+                .filter(pk=pk, status__in=[Submission.Status.SCORED, Submission.Status.FAILED])
+                .first()
+            )
+            if sub is None:
+                continue
+            ScoreHistory.objects.create(
+                submission=sub,
+                rescore_run=run,
+                status=sub.status,
+                public_score=sub.public_score,
+                private_score=sub.private_score,
+                error_message=sub.error_message,
+                scored_at=sub.scored_at,
+            )
+            Submission.objects.filter(pk=pk).update(
                 status=Submission.Status.QUEUED, started_at=None, scored_at=None, queued_at=timezone.now()
             )
-            if updated:
-                count += 1
-                transaction.on_commit(lambda pk=pk: enqueue_scoring(pk))
+            count += 1
+            transaction.on_commit(lambda pk=pk: enqueue_scoring(pk))
     return count
 
 

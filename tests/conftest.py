@@ -48,9 +48,8 @@ PASSWORD = "a-long-test-password-42"
 
 
 def make_user(username: str, **extra) -> User:
-    return User.objects.create_user(
-        username=username, email=f"{username}@example.com", password=PASSWORD, **extra
-    )
+    extra.setdefault("email", f"{username}@example.com")
+    return User.objects.create_user(username=username, password=PASSWORD, **extra)
 
 
 @pytest.fixture

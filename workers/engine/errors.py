@@ -1,0 +1,36 @@
+"""Error types raised by the scoring engine.
+
+Their messages are shown verbatim to people, so they must be specific and must never reveal how
+the rows are split between the leaderboards.
+"""
+
+
+class ScoringError(Exception):
+    """A submission is invalid; ``str(error)`` is shown to the learner."""
+
+
+class SolutionError(Exception):
+    """The organizer's solution file is invalid; every problem found is listed."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+def show(value: object, width: int = 60) -> str:
+    """Quote a user-supplied value for a message, shortened so one bad cell can't flood it."""
+    text = str(value)
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return repr(text)
+
+
+def examples(values: list[object], total: int, limit: int = 5) -> str:
+    """``'a', 'b', 'c'`` or ``'a', 'b', … (12 in all)`` for a message."""
+    shown = ", ".join(show(v) for v in values[:limit])
+    return shown + (f", … ({total:,} in all)" if total > limit else "")
+
+
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """``1 id`` / ``3 ids``: messages are read by people, so the grammar should hold."""
+    return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"

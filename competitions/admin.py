@@ -2,21 +2,49 @@
 
 import csv
 import shutil
+import tempfile
+from pathlib import Path
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from competitions import selectors, services
-from competitions.models import Competition, DataFile, Participation, Submission, Team, User
+from competitions.bundles import export_competition, import_competition
+from competitions.models import Competition, DataFile, Participation, RescoreRun, Submission, Team, User
 
 SPLIT_FIELDS = ("public_fraction", "split_seed")
+SUBMISSION_EXPORT_COLUMNS = [
+    "competition",
+    "submission_id",
+    "team",
+    "submitted_by",
+    "created_at_utc",
+    "status",
+    "public_score",
+    "private_score",
+    "late",
+    "final",
+    "baseline",
+    "disqualified_reason",
+    "error",
+    "description",
+]
+
+
+class BundleImportForm(forms.Form):
+    bundle = forms.FileField(
+        help_text="A zip written by “Export as a bundle” or manage.py export_competition."
+    )
+
+
 PREPARE_FIELDS = ("metric", "id_column", "target_column")
 
 
@@ -143,10 +171,11 @@ class CompetitionAdmin(OrganizerScopedAdmin):
     prepopulated_fields = {"slug": ("title",)}
     filter_horizontal = ("organizers",)
     inlines = [DataFileInline]
-    readonly_fields = ("solution_summary", "created_at", "updated_at")
-    actions = ["generate_sample_submission", "rescore_all"]
+    readonly_fields = ("solution_summary", "invite_link", "created_at", "updated_at")
+    change_list_template = "admin/competitions/competition/change_list.html"
+    actions = ["generate_sample_submission", "rescore_challenge", "export_bundle", "export_submissions"]
     fieldsets = (
-        (None, {"fields": ("title", "slug", "subtitle", "kind", "state", "organizers")}),
+        (None, {"fields": ("title", "slug", "subtitle", "kind", "state", "organizers", "join_allowlist")}),
         ("Pages (Markdown)", {"fields": ("overview", "evaluation", "rules", "data_description")}),
         ("Scoring", {"fields": ("metric", "id_column", "target_column", "score_precision")}),
         (
@@ -155,9 +184,22 @@ class CompetitionAdmin(OrganizerScopedAdmin):
         ),
         (
             "Timeline and limits",
-            {"fields": ("start_at", "deadline_at", "daily_limit", "total_limit", "max_upload_mb")},
+            {
+                "fields": (
+                    "start_at",
+                    "entry_deadline_at",
+                    "merger_deadline_at",
+                    "deadline_at",
+                    "late_submissions",
+                    "daily_limit",
+                    "total_limit",
+                    "max_upload_mb",
+                    "team_size_limit",
+                    "final_submission_count",
+                )
+            },
         ),
-        ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
+        ("History", {"fields": ("invite_link", "created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
     def get_queryset(self, request):
@@ -265,14 +307,88 @@ class CompetitionAdmin(OrganizerScopedAdmin):
             else:
                 self.message_user(request, f"{competition}: sample_submission.csv generated.")
 
-    @admin.action(description="Re-score every submission of the selected challenges")
-    def rescore_all(self, request: HttpRequest, queryset) -> None:
-        ids = list(Submission.objects.filter(competition__in=queryset).values_list("pk", flat=True))
-        count = services.submissions_rescore(ids)
-        self.message_user(request, f"{count} submissions queued for re-scoring.")
+    @admin.display(description="Invite link (unlisted challenges)")
+    def invite_link(self, obj: Competition) -> str:
+        if not obj.pk:
+            return ""
+        return reverse("competition_invite", args=[obj.invite_code])
+
+    @admin.action(description="Re-score every submission (keeps the previous scores)")
+    def rescore_challenge(self, request: HttpRequest, queryset) -> None:
+        for competition in queryset:
+            run = services.competition_rescore(competition, started_by=request.user)
+            self.message_user(request, f"{competition}: re-score #{run.pk} started.")
+
+    @admin.action(description="Export as a bundle (zip)")
+    def export_bundle(self, request: HttpRequest, queryset) -> HttpResponse:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one challenge to export.", messages.WARNING)
+            return None
+        competition = queryset.get()
+        tmp = tempfile.NamedTemporaryFile(suffix=".zip")  # noqa: SIM115 - FileResponse closes it
+        export_competition(competition, Path(tmp.name))
+        return FileResponse(open(tmp.name, "rb"), as_attachment=True, filename=f"{competition.slug}.zip")
+
+    @admin.action(description="Export all submissions with both scores (CSV)")
+    def export_submissions(self, request: HttpRequest, queryset) -> HttpResponse:
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="submissions.csv"'
+        writer = csv.writer(response)
+        writer.writerow(SUBMISSION_EXPORT_COLUMNS)
+        subs = Submission.objects.filter(competition__in=queryset).select_related(
+            "competition", "team", "submitted_by"
+        )
+        for sub in subs.order_by("competition__slug", "created_at"):
+            writer.writerow(
+                [
+                    sub.competition.slug,
+                    sub.pk,
+                    sub.team.name,
+                    sub.submitted_by,
+                    sub.created_at.isoformat(),
+                    sub.status,
+                    sub.public_score,
+                    sub.private_score,
+                    sub.is_late,
+                    sub.is_final,
+                    sub.is_baseline,
+                    sub.disqualified_reason,
+                    sub.error_message,
+                    sub.description,
+                ]
+            )
+        return response
+
+    def import_bundle(self, request: HttpRequest) -> HttpResponse:
+        form = BundleImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "bundle.zip"
+                with open(path, "wb") as dst:
+                    for chunk in form.cleaned_data["bundle"].chunks():
+                        dst.write(chunk)
+                try:
+                    competition = import_competition(path, organizer=request.user)
+                except ValidationError as exc:
+                    for message in exc.messages:
+                        form.add_error("bundle", message)
+                else:
+                    self.message_user(request, f"Imported {competition.slug}.")
+                    return redirect("admin:competitions_competition_change", competition.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Import a challenge bundle",
+        }
+        return TemplateResponse(request, "admin/competitions/competition/import_bundle.html", context)
 
     def get_urls(self):
         return [
+            path(
+                "import-bundle/",
+                self.admin_site.admin_view(self.import_bundle),
+                name="competitions_competition_import",
+            ),
             path(
                 "<int:pk>/leaderboard/<str:board>.csv",
                 self.admin_site.admin_view(self.leaderboard_csv),
@@ -325,12 +441,12 @@ class SubmissionAdmin(OrganizerScopedAdmin):
     list_select_related = ("competition", "team", "submitted_by")
     raw_id_fields = ("team", "submitted_by")
     date_hierarchy = "created_at"
-    actions = ["rescore"]
+    actions = ["rescore", "mark_baseline", "unmark_baseline", "clear_disqualification"]
     readonly_fields = (
         "competition",
         "team",
         "submitted_by",
-        "file",
+        "stored_file",
         "original_name",
         "size",
         "status",
@@ -344,7 +460,58 @@ class SubmissionAdmin(OrganizerScopedAdmin):
         "attempts",
         "requeues",
     )
-    fields = readonly_fields[:6] + ("description",) + readonly_fields[6:]
+    fields = (
+        readonly_fields[:6]
+        + ("description", "is_baseline", "disqualified_reason")
+        + readonly_fields[6:]
+        + ("is_late", "is_final")
+    )
+    readonly_fields += ("is_late", "is_final")
+
+    @admin.display(description="File")
+    def stored_file(self, obj: Submission) -> str:
+        url = reverse("admin:competitions_submission_download", args=[obj.pk])
+        return format_html('<a href="{}">download</a> ({} bytes)', url, obj.size)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/download/",
+                self.admin_site.admin_view(self.download),
+                name="competitions_submission_download",
+            ),
+            *super().get_urls(),
+        ]
+
+    def download(self, request: HttpRequest, pk: int) -> FileResponse:
+        submission = get_object_or_404(self.get_queryset(request), pk=pk)
+        return FileResponse(
+            submission.file.open("rb"),
+            as_attachment=True,
+            filename=submission.original_name,
+            content_type="application/octet-stream",
+        )
+
+    def save_model(self, request: HttpRequest, obj: Submission, form, change: bool) -> None:
+        if obj.is_baseline and obj.submitted_by_id != request.user.pk and not request.user.is_superuser:
+            obj.is_baseline = False
+            self.message_user(request, "Only your own submissions can be baselines.", messages.WARNING)
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Mark as baseline (your own submissions)")
+    def mark_baseline(self, request: HttpRequest, queryset) -> None:
+        count = services.submissions_mark(queryset.filter(submitted_by=request.user), is_baseline=True)
+        self.message_user(request, f"{count} submissions marked as baselines.")
+
+    @admin.action(description="Remove the baseline mark")
+    def unmark_baseline(self, request: HttpRequest, queryset) -> None:
+        count = services.submissions_mark(queryset, is_baseline=False)
+        self.message_user(request, f"{count} submissions are no longer baselines.")
+
+    @admin.action(description="Clear the disqualification")
+    def clear_disqualification(self, request: HttpRequest, queryset) -> None:
+        count = services.submissions_mark(queryset, disqualified_reason="")
+        self.message_user(request, f"{count} submissions reinstated.")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Submissions come from participants through the site or the API, never from the admin.
@@ -375,7 +542,9 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(OrganizerScopedAdmin):
-    list_display = ("name", "competition", "created_at")
+    list_display = ("name", "competition", "created_at", "disqualified_reason")
+    fields = ("competition", "name", "disqualified_reason", "created_at")
+    readonly_fields = ("competition", "created_at")
     list_filter = ("competition",)
     search_fields = ("name", "memberships__user__username")
     list_select_related = ("competition",)
@@ -391,6 +560,66 @@ class ParticipationAdmin(OrganizerScopedAdmin):
     raw_id_fields = ("user", "team")
 
 
+class RescoreRunAdmin(OrganizerScopedAdmin):
+    list_display = ("__str__", "competition", "started_by", "created_at", "remaining")
+    list_select_related = ("competition", "started_by")
+    readonly_fields = ("competition", "started_by", "created_at", "remaining", "rank_moves")
+    fields = readonly_fields
+    actions = ["resume"]
+
+    def has_add_permission(self, request: HttpRequest, *args) -> bool:
+        return False
+
+    @admin.display(description="Still to score")
+    def remaining(self, obj: RescoreRun) -> int:
+        return Submission.objects.filter(
+            competition=obj.competition, status__in=[Submission.Status.QUEUED, Submission.Status.SCORING]
+        ).count()
+
+    @admin.display(description="How ranks moved")
+    def rank_moves(self, obj: RescoreRun) -> str:
+        now = {
+            board: {
+                r.team_id: r.rank
+                for r in selectors.leaderboard(obj.competition, board=board, reveal_private=True)
+                if r.team_id
+            }
+            for board in ("public", "private")
+        }
+        names = dict(Team.objects.filter(competition=obj.competition).values_list("pk", "name"))
+        before = {
+            b: {int(k): v for k, v in obj.ranks_before.get(b, {}).items()} for b in ("public", "private")
+        }
+        teams = sorted(
+            set(before["public"]) | set(now["public"]) | set(before["private"]) | set(now["private"])
+        )
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{} → {}</td><td>{} → {}</td></tr>",
+            (
+                (
+                    names.get(t, f"team {t}"),
+                    before["public"].get(t, "–"),
+                    now["public"].get(t, "–"),
+                    before["private"].get(t, "–"),
+                    now["private"].get(t, "–"),
+                )
+                for t in teams
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>Team</th><th>Public rank</th><th>Private rank</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.action(description="Resume: send unscored submissions to the workers again")
+    def resume(self, request: HttpRequest, queryset) -> None:
+        for run in queryset:
+            self.message_user(request, f"{run}: {services.rescore_run_resume(run)} submissions re-sent.")
+
+
+admin.site.register(RescoreRun, RescoreRunAdmin)
 admin.site.register(User, UserAdmin)
 admin.site.site_header = "Holdout administration"
 admin.site.site_title = "Holdout admin"

@@ -41,6 +41,8 @@ def competition_form(**overrides) -> dict:
         "daily_limit": "5",
         "total_limit": "",
         "max_upload_mb": "50",
+        "team_size_limit": "5",
+        "final_submission_count": "2",
         "data_files-TOTAL_FORMS": "0",
         "data_files-INITIAL_FORMS": "0",
         "data_files-MIN_NUM_FORMS": "0",
@@ -208,3 +210,63 @@ def test_a_new_challenge_is_organized_by_its_creator(client, db):
     response = client.post(ADD_URL, competition_form(slug="carlas"))
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert Competition.objects.get(slug="carlas").organizers.filter(pk=creator.pk).exists()
+
+
+def test_baselines_disqualification_and_rescore_history_from_the_admin(
+    admin_client, admin_user, competition, learner, joined, eager_celery, django_capture_on_commit_callbacks
+):
+    from competitions.models import RescoreRun
+
+    own = services.competition_join(user=admin_user, competition=competition)
+    with django_capture_on_commit_callbacks(execute=True):
+        mine = services.submission_create(
+            user=admin_user,
+            competition=competition,
+            uploaded=SimpleUploadedFile("b.csv", perfect_submission(competition)),
+        )
+        theirs = services.submission_create(
+            user=learner,
+            competition=competition,
+            uploaded=SimpleUploadedFile("t.csv", perfect_submission(competition)),
+        )
+    changelist = reverse("admin:competitions_submission_changelist")
+    admin_client.post(changelist, {"action": "mark_baseline", "_selected_action": [mine.pk, theirs.pk]})
+    mine.refresh_from_db(), theirs.refresh_from_db()
+    assert mine.is_baseline and not theirs.is_baseline  # only your own submissions become baselines
+    assert own.team_id == mine.team_id
+
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(
+            reverse("admin:competitions_competition_changelist"),
+            {"action": "rescore_challenge", "_selected_action": [competition.pk]},
+        )
+    run = RescoreRun.objects.get(competition=competition)
+    page = admin_client.get(reverse("admin:competitions_rescorerun_change", args=[run.pk]))
+    assert b"1 \xe2\x86\x92 1" in page.content  # lena stayed first on the public board
+    assert theirs.history.count() == 1
+
+
+def test_bundle_export_and_import_through_the_admin(admin_client, competition):
+    response = admin_client.post(
+        reverse("admin:competitions_competition_changelist"),
+        {"action": "export_bundle", "_selected_action": [competition.pk]},
+    )
+    bundle = b"".join(response.streaming_content)
+    competition.delete()
+    upload = SimpleUploadedFile("churn.zip", bundle)
+    response = admin_client.post(reverse("admin:competitions_competition_import"), {"bundle": upload})
+    assert response.status_code == 302
+    assert Competition.objects.filter(slug="churn").exists()
+    bad = admin_client.post(
+        reverse("admin:competitions_competition_import"), {"bundle": SimpleUploadedFile("x.zip", b"nope")}
+    )
+    assert b"not a readable zip" in bad.content
+
+
+def test_organizers_download_submission_files(admin_client, competition, learner, joined):
+    sub = services.submission_create(
+        user=learner, competition=competition, uploaded=SimpleUploadedFile("mine.csv", b"id,target\nr000,1\n")
+    )
+    response = admin_client.get(reverse("admin:competitions_submission_download", args=[sub.pk]))
+    assert b"".join(response.streaming_content) == b"id,target\nr000,1\n"
+    assert 'filename="mine.csv"' in response["Content-Disposition"]

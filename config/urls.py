@@ -10,4 +10,5 @@ urlpatterns = [
     # login, logout (POST only), password change and the password reset flow.
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("competitions.urls")),
+    path("", include("competitions.team_urls")),
 ]

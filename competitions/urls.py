@@ -1,0 +1,22 @@
+from django.urls import path
+
+from competitions import views
+
+urlpatterns = [
+    path("", views.competition_list, name="competition_list"),
+    path("join/<str:code>/", views.competition_invite, name="competition_invite"),
+    path("c/<slug:slug>/", views.competition_detail, name="competition_detail"),
+    path("c/<slug:slug>/data/", views.competition_data, name="competition_data"),
+    # Data files only: solutions live in a storage that no URL reaches.
+    path("c/<slug:slug>/data/<str:name>", views.data_file_download, name="data_file_download"),
+    path("c/<slug:slug>/evaluation/", views.competition_evaluation, name="competition_evaluation"),
+    path("c/<slug:slug>/rules/", views.competition_rules, name="competition_rules"),
+    path("c/<slug:slug>/leaderboard/", views.competition_leaderboard, name="competition_leaderboard"),
+    path("c/<slug:slug>/submit/", views.competition_submit, name="competition_submit"),
+    path("c/<slug:slug>/submissions/", views.competition_submissions, name="competition_submissions"),
+    path(
+        "c/<slug:slug>/submissions/<int:pk>/status.json",
+        views.submission_status,
+        name="submission_status",
+    ),
+]

@@ -16,7 +16,7 @@ help:
 	@echo "make serve   run the web server only      make worker  run a Celery worker only"
 	@echo "make lint    ruff check + format check    make bench   run the scoring benchmark"
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-models.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Holdout needs Python 3.11 or newer (set PYTHON=python3.11)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -32,13 +32,9 @@ seed: migrate
 	$(MANAGE) seed_demo
 
 # Web server and worker together on the embedded default (SQLite + filesystem broker).
-# Ctrl-C stops both: the trap kills the whole process group.
+# Ctrl-C stops both: one supervising process owns the two children.
 demo: seed
-	@echo "Serving Holdout on http://127.0.0.1:$(PORT) (Ctrl-C stops the site and the worker)"
-	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A workers.celery_app worker --beat --schedule var/celerybeat-schedule \
-		--queues scoring,default --concurrency 2 --loglevel INFO & \
-	$(MANAGE) runserver 127.0.0.1:$(PORT) --noreload
+	$(MANAGE) serve --port $(PORT)
 
 serve: migrate
 	$(MANAGE) runserver 127.0.0.1:$(PORT)

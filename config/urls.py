@@ -9,6 +9,7 @@ urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
     # login, logout (POST only), password change and the password reset flow.
     path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("config.api_urls")),
     path("", include("competitions.urls")),
     path("", include("competitions.team_urls")),
 ]

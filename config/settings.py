@@ -182,12 +182,14 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "holdout.score_submission": {"queue": "scoring"},
     "holdout.reap_stuck_submissions": {"queue": "default"},
+    "holdout.delete_stale_uploads": {"queue": "default"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
     "reap-stuck-submissions": {"task": "holdout.reap_stuck_submissions", "schedule": 60.0},
+    "delete-stale-uploads": {"task": "holdout.delete_stale_uploads", "schedule": 3600.0},
 }
 # A submission queued or scoring for longer than this is re-enqueued by the reaper; after
 # HOLDOUT_MAX_SCORING_ATTEMPTS it is failed with a message instead.

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
 from competitions import services
+from competitions.api.uploads import stale_blobs_delete
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +53,9 @@ def score_submission(self, submission_id: int) -> str | None:
 @shared_task(name="holdout.reap_stuck_submissions", acks_late=True)
 def reap_stuck_submissions() -> dict[str, int]:
     return services.reap_stuck_submissions()
+
+
+@shared_task(name="holdout.delete_stale_uploads", acks_late=True)
+def delete_stale_uploads() -> int:
+    """Kaggle-CLI uploads that never became a submission (the CLI died between its two calls)."""
+    return stale_blobs_delete()

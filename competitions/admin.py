@@ -100,6 +100,12 @@ class CompetitionAdminForm(forms.ModelForm):
         help_text="The hidden test labels: the id column, the target column and optionally a Usage "
         "column (Public/Private). Validated on save; never shown to participants.",
     )
+    features_upload = forms.FileField(
+        required=False,
+        label="Hidden test features (model challenges)",
+        help_text="CSV (id column + numeric features) or NPZ (arrays 'ids' and 'x'). Learners' models "
+        "run on these; their ids must be exactly the solution's. Never shown to participants.",
+    )
     resplit = forms.BooleanField(
         required=False,
         label="Re-split the solution",
@@ -113,7 +119,7 @@ class CompetitionAdminForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        self.prepared = None
+        self.prepared = self.features = None
         if self.errors:
             return cleaned
         upload = cleaned.get("solution_upload")
@@ -129,8 +135,26 @@ class CompetitionAdminForm(forms.ModelForm):
         needs_prepare = upload or (
             has_solution and (split_changed or any(f in self.changed_data for f in PREPARE_FIELDS))
         )
-        if not needs_prepare:
-            return cleaned
+        if needs_prepare:
+            self._prepare(cleaned, upload)
+        self._check_features(cleaned)
+        return cleaned
+
+    def _check_features(self, cleaned: dict) -> None:
+        features = cleaned.get("features_upload")
+        if features is None or self.errors:
+            return
+        if cleaned.get("kind") != Competition.Kind.MODEL:
+            self.add_error("features_upload", "Hidden features are only used by model challenges.")
+            return
+        self.instance.id_column = cleaned["id_column"]
+        prepared = self.prepared[0] if self.prepared else None
+        try:
+            self.features = services.features_validate(features, competition=self.instance, prepared=prepared)
+        except ValidationError as exc:
+            self.add_error("features_upload", exc.messages)
+
+    def _prepare(self, cleaned: dict, upload) -> None:
         source = upload or self.instance.solution.open("rb")
         try:
             self.prepared = services.solution_prepare_upload(
@@ -142,11 +166,10 @@ class CompetitionAdminForm(forms.ModelForm):
                 seed=cleaned["split_seed"],
             )
         except ValidationError as exc:
-            raise ValidationError({"solution_upload" if upload else None: exc.messages}) from None
+            self.add_error("solution_upload" if upload else None, exc.messages)
         finally:
             if not upload:
                 source.close()
-        return cleaned
 
 
 class DataFileInline(admin.TabularInline):
@@ -171,7 +194,7 @@ class CompetitionAdmin(OrganizerScopedAdmin):
     prepopulated_fields = {"slug": ("title",)}
     filter_horizontal = ("organizers",)
     inlines = [DataFileInline]
-    readonly_fields = ("solution_summary", "invite_link", "created_at", "updated_at")
+    readonly_fields = ("solution_summary", "features_summary", "invite_link", "created_at", "updated_at")
     change_list_template = "admin/competitions/competition/change_list.html"
     actions = ["generate_sample_submission", "rescore_challenge", "export_bundle", "export_submissions"]
     fieldsets = (
@@ -180,7 +203,17 @@ class CompetitionAdmin(OrganizerScopedAdmin):
         ("Scoring", {"fields": ("metric", "id_column", "target_column", "score_precision")}),
         (
             "Hidden solution and split",
-            {"fields": ("solution_upload", "solution_summary", "public_fraction", "split_seed", "resplit")},
+            {
+                "fields": (
+                    "solution_upload",
+                    "solution_summary",
+                    "public_fraction",
+                    "split_seed",
+                    "resplit",
+                    "features_upload",
+                    "features_summary",
+                )
+            },
         ),
         (
             "Timeline and limits",
@@ -267,10 +300,29 @@ class CompetitionAdmin(OrganizerScopedAdmin):
             )
         return format_html_join("", "<p>{}</p>", ((p,) for p in parts))
 
+    @admin.display(description="Hidden features")
+    def features_summary(self, obj: Competition) -> str:
+        if not obj.features_info:
+            return "None (only model challenges need them)."
+        return (
+            f"{obj.hidden_features_name}: {obj.features_info['row_count']} rows, "
+            f"input shape {obj.model_input_shape} per row."
+        )
+
     def save_model(
         self, request: HttpRequest, obj: Competition, form: CompetitionAdminForm, change: bool
     ) -> None:
         super().save_model(request, obj, form, change)
+        self._save_solution(request, obj, form)
+        if form.features is not None:
+            local, info = form.features
+            try:
+                upload = form.cleaned_data["features_upload"]
+                services.competition_set_features(obj, local=local, info=info, original_name=upload.name)
+            finally:
+                shutil.rmtree(local.parent, ignore_errors=True)
+
+    def _save_solution(self, request: HttpRequest, obj: Competition, form: CompetitionAdminForm) -> None:
         if form.prepared is None:
             return
         prepared, info = form.prepared

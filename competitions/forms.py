@@ -56,6 +56,8 @@ class SubmissionForm(forms.Form):
             field.widget.attrs["accept"] = ",".join(PREDICTION_SUFFIXES)
         else:
             field.label = "Model file"
+            field.help_text = f"A Keras 3 model saved with model.save('model.keras'). {field.help_text}"
+            field.widget.attrs["accept"] = ".keras"
 
     def clean_file(self):
         uploaded = self.cleaned_data["file"]
@@ -69,6 +71,11 @@ class SubmissionForm(forms.Form):
         if self.competition.kind == Competition.Kind.PREDICTIONS and not name.endswith(PREDICTION_SUFFIXES):
             raise forms.ValidationError(
                 "Upload a .csv file (or .csv.gz, .gz, .zip): predictions are read as CSV."
+            )
+        if self.competition.kind == Competition.Kind.MODEL and not name.endswith(".keras"):
+            raise forms.ValidationError(
+                "Upload a .keras file (Keras 3: model.save('model.keras')). HDF5 (.h5) and pickled "
+                "models are not accepted."
             )
         return uploaded
 

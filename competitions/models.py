@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from workers.engine.metrics import get_metric, metric_choices
+from workers.modelrun.features import output_spec
 
 
 def private_storage():
@@ -252,6 +253,19 @@ class Competition(models.Model):
         return "closed" if self.has_ended() else "active"
 
     @property
+    def model_input_shape(self) -> str:
+        """Model challenges: the per-row input shape a learner's model must accept, e.g. "(64,)"."""
+        if not self.features_info:
+            return ""
+        dims = self.features_info["input_shape"]
+        return f"({dims[0]},)" if len(dims) == 1 else "(" + ", ".join(str(d) for d in dims) + ")"
+
+    @property
+    def model_output_spec(self) -> str:
+        """Model challenges: what the model must output, derived from the metric."""
+        return output_spec(self.metric, (self.solution_info or {}).get("classes"))
+
+    @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
 
@@ -295,6 +309,7 @@ class DataFile(models.Model):
             # A fresh upload: its name is still the organizer's file name, the default download
             # name; on disk it is stored under a random one.
             self.name = self.name or Path(self.file.name).name
+        if self.file:
             self.size = self.file.size
         super().save(*args, **kwargs)
 

@@ -253,3 +253,37 @@ def late_leaderboard(competition: Competition) -> list[LeaderboardRow]:
 
 def team_submissions(team: Team):
     return Submission.objects.filter(team=team).select_related("submitted_by").order_by("-created_at", "-pk")
+
+
+@dataclass(frozen=True)
+class ProfileEntry:
+    participation: Participation
+    public_rank: int | None
+    private_rank: int | None  # only once the challenge has closed
+    teams_ranked: int
+    submissions: int  # charged: scored, queued or scoring
+    scored: int
+
+
+def profile_entries(user) -> list[ProfileEntry]:
+    """A learner's challenges with their team's standing, for the profile page."""
+    participations = (
+        Participation.objects.filter(user=user).select_related("competition", "team").order_by("-joined_at")
+    )
+    entries = []
+    for participation in participations:
+        competition, team_id = participation.competition, participation.team_id
+        public = [r for r in public_leaderboard(competition) if not r.is_baseline]
+        private = private_leaderboard(competition) or []
+        counts = Submission.objects.filter(team_id=team_id).charged()
+        entries.append(
+            ProfileEntry(
+                participation=participation,
+                public_rank=next((r.rank for r in public if r.team_id == team_id), None),
+                private_rank=next((r.rank for r in private if r.team_id == team_id), None),
+                teams_ranked=len(public),
+                submissions=counts.count(),
+                scored=counts.filter(status=Submission.Status.SCORED).count(),
+            )
+        )
+    return entries

@@ -27,7 +27,9 @@ from competitions.models import (
 from competitions.selectors import leaderboard, submission_quota
 from workers.celery_app import enqueue_scoring
 from workers.engine import ScoringError, SolutionError, SolutionInfo, prepare_solution, score_submission
-from workers.engine.solution import sample_submission_csv
+from workers.engine.solution import sample_submission_csv, solution_ids
+from workers.modelrun.features import FeaturesInfo, inspect_features
+from workers.modelrun.sandbox import RunnerUnavailable, predict_to_csv
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +157,7 @@ def submission_create(
         submission.file.delete(save=False)
         raise
     # Enqueue only once the row is committed, or a fast worker would find nothing to score.
-    transaction.on_commit(lambda: enqueue_scoring(submission.pk))
+    transaction.on_commit(lambda: enqueue_scoring(submission.pk, queue=scoring_queue(competition)))
     return submission
 
 
@@ -204,20 +206,44 @@ def _local_copy(field_file, directory: Path, name: str) -> Path:
     return target
 
 
-def _cached_solution(competition: Competition) -> Path:
-    """The prepared solution on this worker's disk, fetched once per version."""
+def _cached(field_file) -> Path:
+    """A hidden file (prepared solution, model features) on this worker's disk, fetched once per
+    version: stored names are random and never reused, so the name is the cache key."""
     cache_dir = Path(settings.HOLDOUT_WORKER_CACHE)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    cached = cache_dir / Path(competition.prepared_solution.name).name
+    cached = cache_dir / Path(field_file.name).name
     if not cached.exists():
         fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
-        with (
-            open(fd, "wb") as dst,
-            competition.prepared_solution.storage.open(competition.prepared_solution.name, "rb") as src,
-        ):
+        with open(fd, "wb") as dst, field_file.storage.open(field_file.name, "rb") as src:
             shutil.copyfileobj(src, dst, length=1024 * 1024)
         Path(tmp).replace(cached)  # atomic: concurrent workers never read half a file
     return cached
+
+
+def _predictions_from_model(competition: Competition, model: Path, workdir: Path) -> Path:
+    """Run a learner's Keras model on the hidden features (in the sandbox) into a CSV."""
+    if not competition.hidden_features:
+        raise SolutionError(["The model challenge has no hidden test features."])
+    out = workdir / "predictions.csv"
+    predict_to_csv(
+        model,
+        _cached(competition.hidden_features),
+        out,
+        id_column=competition.id_column,
+        submission_columns=competition.submission_columns,
+        metric=competition.metric,
+        classes=(competition.solution_info or {}).get("classes"),
+    )
+    return out
+
+
+def scoring_queue(competition: Competition) -> str:
+    return "models" if competition.kind == Competition.Kind.MODEL else "scoring"
+
+
+def _enqueue(submission_id: int) -> None:
+    kind = Submission.objects.filter(pk=submission_id).values_list("competition__kind", flat=True).first()
+    enqueue_scoring(submission_id, queue="models" if kind == Competition.Kind.MODEL else "scoring")
 
 
 @dataclass(frozen=True)
@@ -239,9 +265,11 @@ def submission_score(submission_id: int) -> ScoringOutcome | None:
     submission = Submission.objects.select_related("competition").get(pk=submission_id)
     competition = submission.competition
     try:
-        solution_path = _cached_solution(competition)
+        solution_path = _cached(competition.prepared_solution)
         with tempfile.TemporaryDirectory(prefix="holdout-score-") as tmp:
             upload = _local_copy(submission.file, Path(tmp), "submission")
+            if competition.kind == Competition.Kind.MODEL:
+                upload = _predictions_from_model(competition, upload, Path(tmp))
             result = score_submission(upload, solution_path, metric=competition.metric)
     except ScoringError as exc:
         submission_fail(submission_id, str(exc))
@@ -250,8 +278,9 @@ def submission_score(submission_id: int) -> ScoringOutcome | None:
         log.exception("solution of %s cannot score submission %s", competition.slug, submission_id)
         submission_fail(submission_id, MISCONFIGURED_MESSAGE)
         return ScoringOutcome(Submission.Status.FAILED, MISCONFIGURED_MESSAGE)
-    except (OSError, MemoryError):
-        # Storage or disk trouble is usually passing: give the row back and let the task retry.
+    except (OSError, MemoryError, RunnerUnavailable):
+        # Storage, disk or sandbox trouble is usually passing: give the row back and let the
+        # task retry (the reaper fails it with a message if it never succeeds).
         submission_release(submission_id)
         raise
     except Exception:
@@ -330,7 +359,7 @@ def rescore_run_resume(run: RescoreRun) -> int:
         competition=run.competition, status__in=[Submission.Status.QUEUED, Submission.Status.SCORING]
     ).values_list("pk", flat=True)
     for pk in pending:
-        enqueue_scoring(pk)
+        _enqueue(pk)
     return len(pending)
 
 
@@ -359,7 +388,7 @@ def submissions_rescore(submission_ids: list[int], *, run: RescoreRun | None = N
                 status=Submission.Status.QUEUED, started_at=None, scored_at=None, queued_at=timezone.now()
             )
             count += 1
-            transaction.on_commit(lambda pk=pk: enqueue_scoring(pk))
+            transaction.on_commit(lambda pk=pk: _enqueue(pk))
     return count
 
 
@@ -394,7 +423,7 @@ def reap_stuck_submissions(now: datetime | None = None) -> dict[str, int]:
             status=Submission.Status.QUEUED, started_at=None, queued_at=now, requeues=F("requeues") + 1
         ):
             requeued += 1
-            enqueue_scoring(sub.pk)
+            _enqueue(sub.pk)
     return {"requeued": requeued, "failed": failed}
 
 
@@ -478,6 +507,46 @@ def competition_reprepare_solution(competition: Competition) -> SolutionInfo:
     finally:
         shutil.rmtree(prepared.parent, ignore_errors=True)
     return info
+
+
+def features_validate(
+    uploaded, *, competition: Competition, prepared: Path | None = None
+) -> tuple[Path, FeaturesInfo]:
+    """Check a model challenge's hidden test features against its solution's ids.
+
+    Returns a temporary copy (the caller removes its parent directory) and what the Data tab
+    shows: the per-row input shape. Raises ValidationError listing every problem.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="holdout-features-"))
+    suffix = ".npz" if (uploaded.name or "").lower().endswith(".npz") else ".csv"
+    local = tmp / f"features{suffix}"
+    with open(local, "wb") as dst:
+        for chunk in uploaded.chunks():
+            dst.write(chunk)
+    try:
+        if prepared is None and not competition.prepared_solution:
+            raise SolutionError(["Upload the solution first: the features must cover exactly its ids."])
+        ids = solution_ids(prepared or _cached(competition.prepared_solution))
+        info = inspect_features(local, id_column=competition.id_column, solution_ids=ids)
+    except SolutionError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ValidationError([ValidationError(p) for p in exc.problems]) from None
+    return local, info
+
+
+@transaction.atomic
+def competition_set_features(
+    competition: Competition, *, local: Path, info: FeaturesInfo, original_name: str
+) -> None:
+    old = competition.hidden_features.name if competition.hidden_features else None
+    with open(local, "rb") as fh:
+        competition.hidden_features.save(original_name, File(fh), save=False)
+    competition.hidden_features_name = Path(original_name).name
+    competition.features_info = info.to_dict()
+    competition.save()
+    if old:
+        storage = competition.hidden_features.storage
+        transaction.on_commit(lambda: storage.delete(old))
 
 
 @transaction.atomic

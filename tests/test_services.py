@@ -168,7 +168,7 @@ def test_reaper_requeues_stuck_work_and_fails_it_after_the_budget(
     learner, joined, competition, settings, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr(services, "enqueue_scoring", sent.append)
+    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, queue: sent.append((pk, queue)))
     settings.HOLDOUT_STUCK_AFTER_SECONDS = 60
     settings.HOLDOUT_MAX_SCORING_ATTEMPTS = 2
     sub = submit(learner, competition, perfect_submission(competition))
@@ -177,7 +177,7 @@ def test_reaper_requeues_stuck_work_and_fails_it_after_the_budget(
 
     assert services.reap_stuck_submissions(now=timezone.now()) == {"requeued": 0, "failed": 0}
     assert services.reap_stuck_submissions(now=later) == {"requeued": 1, "failed": 0}
-    assert sent == [sub.pk]
+    assert sent == [(sub.pk, "scoring")]
     later += timedelta(minutes=5)
     assert services.reap_stuck_submissions(now=later) == {"requeued": 1, "failed": 0}
     later += timedelta(minutes=5)

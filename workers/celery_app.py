@@ -8,6 +8,7 @@ model worker's tasks and is imported lazily there.
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -28,8 +29,11 @@ def _ensure_filesystem_broker_folders() -> None:
         os.makedirs(options[key], exist_ok=True)
 
 
-def enqueue_scoring(submission_id: int) -> None:
-    """Send a submission to the scoring queue by task name, so callers need not import tasks."""
+def enqueue_scoring(submission_id: int, *, queue: str = "scoring") -> None:
+    """Send a submission to a scoring queue by task name, so callers need not import tasks.
+
+    Prediction files go to "scoring"; Keras models to "models", whose worker has TensorFlow.
+    """
     if app.conf.task_always_eager:
         # send_task never runs eagerly; tests and one-process set-ups run the task in-process.
         from workers import tasks
@@ -37,9 +41,22 @@ def enqueue_scoring(submission_id: int) -> None:
         tasks.score_submission.apply(args=[submission_id])
         return
     _ensure_filesystem_broker_folders()
-    app.send_task(SCORE_SUBMISSION, args=[submission_id], queue="scoring")
+    app.send_task(SCORE_SUBMISSION, args=[submission_id], queue=queue)
 
 
 @app.on_after_configure.connect
 def _setup(sender: Celery, **_: object) -> None:
     _ensure_filesystem_broker_folders()
+
+
+@worker_ready.connect
+def _warm_model_runner(**_: object) -> None:
+    """The model worker (HOLDOUT_MODEL_WORKER=1, solo pool) keeps one TensorFlow child ready.
+
+    The child is a separate process started after the worker is up: TensorFlow is never
+    imported into the worker itself, let alone before a pool forks.
+    """
+    if os.environ.get("HOLDOUT_MODEL_WORKER", "").lower() in {"1", "true", "yes"}:
+        from workers.modelrun.sandbox import warm_pool
+
+        warm_pool()

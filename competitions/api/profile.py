@@ -1,4 +1,4 @@
-"""The learner's profile page: the competitions they joined and their API key.
+"""The learner's profile page: their challenges with ranks and counts, and their API key.
 
 A new key is shown once, on the response to the POST that created it, with a kaggle.json to
 download from a data: link in that same page: nothing keeps the key afterwards, not the session
@@ -15,7 +15,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from competitions.api_keys import api_key_create
-from competitions.models import ApiKey, Participation
+from competitions.models import ApiKey
+from competitions.selectors import profile_entries
 
 
 @never_cache
@@ -25,9 +26,7 @@ def profile(request: HttpRequest) -> HttpResponse:
     new_key = api_key_create(request.user) if request.method == "POST" else None
     scheme_host = f"{request.scheme}://{request.get_host()}"
     context = {
-        "participations": Participation.objects.filter(user=request.user)
-        .select_related("competition", "team")
-        .order_by("-joined_at"),
+        "entries": profile_entries(request.user),
         "api_key": ApiKey.objects.filter(user=request.user).first(),
         "new_key": new_key,
         # The Kaggle CLI sends plain-HTTP requests to http://localhost/...; HTTP_PROXY routes them

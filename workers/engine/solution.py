@@ -187,6 +187,11 @@ def read_solution_info(prepared: str | Path) -> SolutionInfo:
     return SolutionInfo(**read_solution_meta(prepared)["info"])
 
 
+def solution_ids(prepared: str | Path) -> set[str]:
+    """The ids a prepared solution scores (model challenges check their features against it)."""
+    return set(pq.read_table(prepared, columns=["id"])["id"].to_pylist())
+
+
 def read_solution_meta(prepared: str | Path) -> dict:
     try:
         metadata = pq.read_schema(prepared).metadata or {}

@@ -1,9 +1,13 @@
-"""Seed the demo: three challenges built from datasets scikit-learn ships, and two accounts.
+"""Seed the demo: four challenges built from data sets scikit-learn ships, and two accounts.
+
+Three take prediction files (binary ROC AUC, multiclass accuracy, regression RMSE; one already
+closed so its private board shows); the fourth, digits, is a model challenge.
 
 Idempotent: running it again leaves existing challenges and accounts as they are.
 """
 
 import io
+import os
 import shutil
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +20,7 @@ from django.utils import timezone
 from sklearn import datasets
 
 from competitions import services
+from competitions.api_keys import api_key_create
 from competitions.models import Competition, DataFile, Submission, User
 
 ORGANIZER = ("organizer", "organizer@example.com", "holdout-organizer")
@@ -33,6 +38,7 @@ class DemoChallenge:
     target_kind: str  # "binary", "multiclass" or "regression"
     closed: bool
     overview: str
+    kind: str = Competition.Kind.PREDICTIONS
 
 
 CHALLENGES = [
@@ -81,6 +87,45 @@ CHALLENGES = [
     ),
 ]
 
+DIGITS = DemoChallenge(
+    slug="digits-model",
+    title="Handwritten digits: upload a model",
+    subtitle="A model challenge: train a Keras model on 8×8 digit images; Holdout runs it on hidden ones.",
+    loader="load_digits",
+    metric="accuracy",
+    target_kind="multiclass",
+    closed=False,
+    kind=Competition.Kind.MODEL,
+    overview=(
+        "Each row is an 8×8 image of a handwritten digit, flattened to 64 pixel intensities "
+        "(0–16).\n\n**This is a model challenge:** you never see the test images. Train a Keras "
+        'model on `train.csv`, save it with `model.save("model.keras")` and upload the file. '
+        "Holdout runs it on the hidden test images and scores its predictions by accuracy."
+    ),
+)
+CHALLENGES.append(DIGITS)
+
+STARTER = """# Train a small Keras model on train.csv and save it for upload.
+# pip install tensorflow pandas   (Keras 3 comes with TensorFlow 2.16+)
+import keras
+import pandas as pd
+
+train = pd.read_csv("train.csv")
+x = train.drop(columns=["id", "target"]).to_numpy("float32")  # 64 pixel values, 0-16
+y = train["target"].to_numpy()
+
+model = keras.Sequential([
+    keras.Input((64,)),
+    # The hidden test features arrive exactly like train.csv's: scale inside the model.
+    keras.layers.Rescaling(1 / 16),
+    keras.layers.Dense(64, activation="relu"),
+    keras.layers.Dense(10, activation="softmax"),  # one probability per digit 0-9
+])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+model.fit(x, y, epochs=30, validation_split=0.2, verbose=2)
+model.save("model.keras")  # upload this file on the Submit tab
+"""
+
 RULES = """1. One account per person; no sharing code or predictions privately between teams.
 2. You may submit at most the daily limit shown on the Submit tab (the count resets at midnight UTC).
 3. External data is not allowed.
@@ -92,14 +137,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         organizer = self._user(*ORGANIZER, is_staff=True, is_superuser=True)
-        self._user(*LEARNER)
+        learner = self._user(*LEARNER)
         peers = [self._user(name, f"{name}@example.com", f"holdout-{name}") for name in DEMO_PEERS]
         for spec in CHALLENGES:
             if Competition.objects.filter(slug=spec.slug).exists():
                 self.stdout.write(f"  {spec.slug}: already there")
                 continue
             competition = self._challenge(spec, organizer)
-            self._peer_submissions(competition, spec, peers)
+            if spec.kind == Competition.Kind.PREDICTIONS:
+                self._peer_submissions(competition, spec, peers)
             if spec.closed:
                 # Opened as a live challenge so the peers could join and submit; now it ends.
                 competition.start_at = timezone.now() - timedelta(days=40)
@@ -109,6 +155,15 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo accounts:"))
         self.stdout.write(f"  organizer (admin at /admin/): {ORGANIZER[0]} / {ORGANIZER[2]}")
         self.stdout.write(f"  learner:                      {LEARNER[0]} / {LEARNER[2]}")
+        # Demo only: a fresh key on every run, since keys are stored hashed and cannot be shown again.
+        key = api_key_create(learner)
+        port = os.environ.get("PORT", "8000")
+        self.stdout.write(self.style.SUCCESS("The Kaggle CLI as the demo learner (pip install kaggle):"))
+        self.stdout.write(
+            f"  export KAGGLE_API_ENVIRONMENT=LOCALHOST HTTP_PROXY=http://127.0.0.1:{port}\n"
+            f"  export KAGGLE_USERNAME={LEARNER[0]} KAGGLE_KEY={key}\n"
+            "  kaggle competitions list"
+        )
 
     def _user(self, username: str, email: str, password: str, **flags) -> User:
         user = User.objects.filter(username=username).first()
@@ -126,6 +181,7 @@ class Command(BaseCommand):
         now = timezone.now()
         competition = Competition.objects.create(
             slug=spec.slug,
+            kind=spec.kind,
             title=spec.title,
             subtitle=spec.subtitle,
             state=Competition.State.PUBLISHED,
@@ -159,15 +215,30 @@ class Command(BaseCommand):
             )
         finally:
             shutil.rmtree(prepared.parent, ignore_errors=True)
-        for name, table, description in (
-            ("train.csv", train, "Training rows with their target."),
-            ("test.csv", test.drop(columns=["target"]), "Test rows: predict their target."),
-        ):
+        public_files = [("train.csv", train.to_csv(index=False).encode(), "Training rows with their target.")]
+        if spec.kind == Competition.Kind.MODEL:
+            self._hidden_features(competition, test.drop(columns=["target"]))
+            public_files.append(
+                ("starter.py", STARTER.encode(), "Trains a small Keras model and saves model.keras.")
+            )
+        else:
+            test_csv = test.drop(columns=["target"]).to_csv(index=False).encode()
+            public_files.append(("test.csv", test_csv, "Test rows: predict their target."))
+        for name, body, description in public_files:
             data = DataFile(competition=competition, name=name, description=description)
-            data.file.save(name, ContentFile(table.to_csv(index=False).encode()), save=False)
+            data.file.save(name, ContentFile(body), save=False)
             data.save()
-        services.competition_generate_sample_submission(competition)
+        if spec.kind == Competition.Kind.PREDICTIONS:
+            services.competition_generate_sample_submission(competition)
         return competition
+
+    def _hidden_features(self, competition: Competition, features: pd.DataFrame) -> None:
+        upload = ContentFile(features.to_csv(index=False).encode(), name="test_features.csv")
+        local, info = services.features_validate(upload, competition=competition)
+        try:
+            services.competition_set_features(competition, local=local, info=info, original_name=upload.name)
+        finally:
+            shutil.rmtree(local.parent, ignore_errors=True)
 
     def _peer_submissions(self, competition: Competition, spec: DemoChallenge, peers: list[User]) -> None:
         """A few scored entries from demo peers, so both boards have something to show."""
@@ -201,7 +272,7 @@ def _solution_frame(competition: Competition) -> pd.DataFrame:
 def _noisy_predictions(solution: pd.DataFrame, kind: str, noise: float, rng: np.random.Generator) -> bytes:
     y = solution["target"].to_numpy()
     if kind == "binary":
-        pred = np.clip(y * (1 - noise) + rng.random(len(y)) * noise * 1.6, 0, 1)
+        pred = np.clip(0.25 + 0.5 * y + rng.normal(0, noise, len(y)), 0, 1)
     elif kind == "multiclass":
         flip = rng.random(len(y)) < noise
         pred = np.where(flip, rng.integers(0, 3, len(y)), y)
@@ -227,9 +298,16 @@ def _evaluation_text(spec: DemoChallenge) -> str:
 
 def _data_text(spec: DemoChallenge, train: pd.DataFrame, test: pd.DataFrame) -> str:
     features = ", ".join(f"`{c}`" for c in train.columns if c not in ("id", "target"))
-    return (
-        f"- `train.csv`: {len(train)} rows with the features and `target`.\n"
-        f"- `test.csv`: {len(test)} rows with the features only.\n"
-        f"- `sample_submission.csv`: a correctly formatted submission.\n\n"
-        f"Features: {features}.\n\nSource: scikit-learn's `{spec.loader}` data set."
-    )
+    if spec.kind == Competition.Kind.MODEL:
+        files = (
+            f"- `train.csv`: {len(train)} rows with the features and `target`.\n"
+            f"- `starter.py`: trains a small Keras model on `train.csv` and saves `model.keras`.\n\n"
+            f"The {len(test)} test rows stay hidden: your model is run on them."
+        )
+    else:
+        files = (
+            f"- `train.csv`: {len(train)} rows with the features and `target`.\n"
+            f"- `test.csv`: {len(test)} rows with the features only.\n"
+            f"- `sample_submission.csv`: a correctly formatted submission."
+        )
+    return f"{files}\n\nFeatures: {features}.\n\nSource: scikit-learn's `{spec.loader}` data set."

@@ -4,6 +4,7 @@ One process supervises both children: Ctrl-C or SIGTERM stops them together, and
 dies the other is stopped too, so nothing is left running in the background.
 """
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -41,6 +42,28 @@ class Command(BaseCommand):
         ]
         web = [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
         children = [subprocess.Popen(worker), subprocess.Popen(web)]
+        if importlib.util.find_spec("tensorflow") is not None:
+            # Keras models are scored by a worker of their own: one job at a time (solo pool),
+            # with a pre-started TensorFlow child kept warm (HOLDOUT_MODEL_WORKER).
+            models = [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "workers.celery_app",
+                "worker",
+                "--pool",
+                "solo",
+                "--queues",
+                "models",
+                "--hostname",
+                "models@%h",
+                "--loglevel",
+                "INFO",
+            ]
+            children.append(subprocess.Popen(models, env={**os.environ, "HOLDOUT_MODEL_WORKER": "1"}))
+        else:
+            self.stdout.write("TensorFlow is not installed: model challenges will wait for a model worker.")
         self.stdout.write(self.style.SUCCESS(f"Holdout is on http://127.0.0.1:{port}/ — Ctrl-C stops it."))
 
         def stop(*_: object) -> None:

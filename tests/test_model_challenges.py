@@ -1,0 +1,134 @@
+"""Model challenges through the platform: hidden features in the admin, .keras uploads scored in
+the sandbox, clear refusals. The sandbox itself is tested in test_modelrun.py."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils.html import escape
+
+from competitions import services
+from competitions.models import Competition, Submission
+from tests import modelrun_helpers as mh
+from tests.conftest import PASSWORD, make_competition
+
+pytestmark = pytest.mark.django_db
+needs_tf = pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow") is None, reason="TensorFlow is not installed"
+)
+
+N, FEATURES, CLASSES = 30, 4, 3
+
+
+@pytest.fixture
+def x():
+    return np.random.default_rng(3).normal(size=(N, FEATURES)).astype("float32")
+
+
+@pytest.fixture
+def model_competition(organizer, x, tmp_path):
+    ids = mh.ids_for(N)
+    labels = [i % CLASSES for i in range(N)]
+    solution = "id,target\n" + "".join(f"{i},{y}\n" for i, y in zip(ids, labels, strict=True))
+    competition = make_competition(
+        organizer,
+        slug="digits-lite",
+        metric="accuracy",
+        solution=solution.encode(),
+        kind=Competition.Kind.MODEL,
+    )
+    upload = SimpleUploadedFile("features.csv", mh.features_csv(tmp_path / "f.csv", ids, x).read_bytes())
+    local, info = services.features_validate(upload, competition=competition)
+    services.competition_set_features(competition, local=local, info=info, original_name="features.csv")
+    return competition
+
+
+def submit_model(client, competition, path, name="model.keras"):
+    return client.post(
+        reverse("competition_submit", args=[competition.slug]),
+        {"file": SimpleUploadedFile(name, path.read_bytes()), "description": "m"},
+    )
+
+
+def test_features_must_cover_exactly_the_solution_ids(model_competition, x, tmp_path):
+    wrong = mh.features_csv(tmp_path / "w.csv", [f"other{i}" for i in range(N)], x)
+    with pytest.raises(Exception) as exc:
+        services.features_validate(
+            SimpleUploadedFile("w.csv", wrong.read_bytes()), competition=model_competition
+        )
+    assert "other" in " ".join(exc.value.messages)
+
+
+def test_data_tab_states_the_input_and_output(client, model_competition, learner, joined):
+    client.login(username=learner.username, password=PASSWORD)
+    page = client.get(reverse("competition_data", args=[model_competition.slug])).content.decode()
+    assert "(4,)" in page
+    spec = model_competition.model_output_spec
+    assert spec.startswith("3 ")  # three classes: one output each
+    assert escape(spec) in page
+    assert "safe_mode" in page
+
+
+def test_only_keras_files_are_accepted(client, model_competition, learner, tmp_path):
+    services.competition_join(user=learner, competition=model_competition)
+    client.login(username=learner.username, password=PASSWORD)
+    h5 = tmp_path / "model.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    response = submit_model(client, model_competition, h5, name="model.h5")
+    assert response.status_code == 400
+    assert b"Upload a .keras file" in response.content
+    assert not Submission.objects.exists()
+
+
+@needs_tf
+def test_a_good_model_is_scored_on_the_hidden_features(
+    client, model_competition, learner, x, tmp_path, eager_celery, django_capture_on_commit_callbacks
+):
+    services.competition_join(user=learner, competition=model_competition)
+    client.login(username=learner.username, password=PASSWORD)
+    model = mh.save_dense(tmp_path / "model.keras", inputs=FEATURES, outputs=CLASSES)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert submit_model(client, model_competition, model).status_code == 302
+    sub = Submission.objects.get()
+    assert sub.status == Submission.Status.SCORED, sub.error_message
+    predicted = mh.predict_locally(model, x).argmax(axis=1)
+    truth = np.array([i % CLASSES for i in range(N)])
+    overall = (predicted == truth).mean()
+    info = model_competition.solution_info
+    # Public and private accuracies average (weighted by rows) to the overall accuracy.
+    combined = (sub.public_score * info["public_count"] + sub.private_score * info["private_count"]) / N
+    assert combined == pytest.approx(overall)
+
+
+@needs_tf
+def test_a_lambda_layer_model_fails_with_its_reason_and_costs_nothing(
+    client, model_competition, learner, joined, tmp_path, eager_celery, django_capture_on_commit_callbacks
+):
+    services.competition_join(user=learner, competition=model_competition)
+    client.login(username=learner.username, password=PASSWORD)
+    model = mh.save_lambda_model(tmp_path / "lambda.keras")
+    with django_capture_on_commit_callbacks(execute=True):
+        submit_model(client, model_competition, model)
+    sub = Submission.objects.get(competition=model_competition)
+    assert sub.status == Submission.Status.FAILED
+    assert "Lambda" in sub.error_message
+
+
+def test_a_renamed_zip_is_refused_without_starting_tensorflow(
+    client, model_competition, learner, tmp_path, eager_celery, django_capture_on_commit_callbacks
+):
+    services.competition_join(user=learner, competition=model_competition)
+    client.login(username=learner.username, password=PASSWORD)
+    fake = mh.write_zip(tmp_path / "fake.keras", {"notes.txt": b"hello"})
+    with django_capture_on_commit_callbacks(execute=True):
+        submit_model(client, model_competition, fake)
+    sub = Submission.objects.get()
+    assert sub.status == Submission.Status.FAILED
+    assert "config.json" in sub.error_message or "Keras" in sub.error_message
+
+
+def test_model_submissions_go_to_the_models_queue(model_competition, competition, monkeypatch):
+    assert services.scoring_queue(model_competition) == "models"
+    assert services.scoring_queue(competition) == "scoring"

@@ -5,6 +5,7 @@ Layout (documented in docs/bundles.md):
     pages/overview.md, pages/evaluation.md, pages/rules.md, pages/data_description.md
     data/<name>          participant data files
     solution/<name>      the hidden solution CSV as the organizer uploaded it
+    features/<name>      model challenges: the hidden test features
 
 The split is not copied row by row: it is a pure function of the solution, the seed and the
 fraction (or the Usage column), so import re-derives it and then checks it against the
@@ -81,6 +82,7 @@ def export_competition(competition: Competition, path: Path) -> None:
         },
         "data_files": [{"name": f.name, "description": f.description} for f in competition.data_files.all()],
         "solution": competition.solution_name or None,
+        "features": competition.hidden_features_name or None,
         "split_checksum": _prepared_checksum(competition),
         "solution_info": competition.solution_info,
     }
@@ -88,15 +90,13 @@ def export_competition(competition: Competition, path: Path) -> None:
         zf.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
         for page in PAGES:
             zf.writestr(f"pages/{page}.md", getattr(competition, page))
-        for data_file in competition.data_files.all():
-            with data_file.file.open("rb") as src, zf.open(f"data/{data_file.name}", "w") as dst:
-                shutil.copyfileobj(src, dst, 1024 * 1024)
-        if competition.solution:
-            with (
-                competition.solution.open("rb") as src,
-                zf.open(f"solution/{competition.solution_name}", "w") as dst,
-            ):
-                shutil.copyfileobj(src, dst, 1024 * 1024)
+        members = [(f.file, f"data/{f.name}") for f in competition.data_files.all()]
+        members.append((competition.solution, f"solution/{competition.solution_name}"))
+        members.append((competition.hidden_features, f"features/{competition.hidden_features_name}"))
+        for field_file, member in members:
+            if field_file:
+                with field_file.open("rb") as src, zf.open(member, "w") as dst:
+                    shutil.copyfileobj(src, dst, 1024 * 1024)
 
 
 def _safe_member(name: str) -> bool:
@@ -185,9 +185,26 @@ def import_competition(path: Path, *, organizer=None) -> Competition:
                 expected = manifest.get("split_checksum")
                 if prepared and expected and split_checksum(prepared[0]) != expected:
                     errors.append("The re-derived public/private split differs from the exported one.")
+        features = None
+        features_name = manifest.get("features")
+        if features_name:
+            member = f"features/{features_name}"
+            if member not in names:
+                errors.append(
+                    f"The features {features_name!r} are listed in the manifest but not in the bundle."
+                )
+            elif prepared:
+                try:
+                    with zf.open(member) as fh:
+                        features = services.features_validate(
+                            File(fh, name=features_name), competition=competition, prepared=prepared[0]
+                        )
+                except ValidationError as exc:
+                    errors += [f"Features: {m}" for m in exc.messages]
         if errors:
-            if prepared:
-                shutil.rmtree(prepared[0].parent, ignore_errors=True)
+            for made in (prepared, features):
+                if made:
+                    shutil.rmtree(made[0].parent, ignore_errors=True)
             raise ValidationError(errors)
 
         try:
@@ -211,7 +228,12 @@ def import_competition(path: Path, *, organizer=None) -> Competition:
                             info=prepared[1],
                             original_name=solution_name,
                         )
+                if features:
+                    services.competition_set_features(
+                        competition, local=features[0], info=features[1], original_name=features_name
+                    )
         finally:
-            if prepared:
-                shutil.rmtree(prepared[0].parent, ignore_errors=True)
+            for made in (prepared, features):
+                if made:
+                    shutil.rmtree(made[0].parent, ignore_errors=True)
     return competition

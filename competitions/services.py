@@ -161,29 +161,43 @@ def submission_create(
     return submission
 
 
-def submission_claim(submission_id: int) -> bool:
-    """Move a queued submission to scoring; False when another worker has it or it is done.
+def submission_claim(submission_id: int) -> int | None:
+    """Move a queued submission to scoring and return this attempt's number; None when another
+    worker has it or it is done.
 
     The conditional update is the lock: of two deliveries of the same message only one changes
-    a row, which is what makes acks_late (and the reaper's re-enqueueing) safe.
+    a row, which is what makes acks_late (and the reaper's re-enqueueing) safe. A row left in
+    "scoring" for longer than the hard time limit belongs to a run that cannot be alive any
+    more (the limit kills it), so a redelivered message may take it over at once instead of
+    waiting for the reaper.
     """
-    claimed = Submission.objects.filter(pk=submission_id, status=Submission.Status.QUEUED).update(
-        status=Submission.Status.SCORING, started_at=timezone.now(), attempts=F("attempts") + 1
+    now = timezone.now()
+    dead_before = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    claimable = Q(status=Submission.Status.QUEUED) | Q(
+        status=Submission.Status.SCORING, started_at__lt=dead_before
     )
-    return claimed == 1
+    with transaction.atomic():
+        claimed = Submission.objects.filter(claimable, pk=submission_id).update(
+            status=Submission.Status.SCORING, started_at=now, attempts=F("attempts") + 1
+        )
+        if not claimed:
+            return None
+        return Submission.objects.filter(pk=submission_id).values_list("attempts", flat=True).get()
 
 
-def _finish(submission_id: int, **fields) -> bool:
-    """Store a result only while the row is still ours (status scoring)."""
-    updated = Submission.objects.filter(pk=submission_id, status=Submission.Status.SCORING).update(
-        scored_at=timezone.now(), **fields
-    )
-    return updated == 1
+def _finish(submission_id: int, attempt: int | None = None, **fields) -> bool:
+    """Store a result only while the row is still ours: scoring, and (when the caller knows
+    its attempt) not taken over since by a newer attempt."""
+    mine = Submission.objects.filter(pk=submission_id, status=Submission.Status.SCORING)
+    if attempt is not None:
+        mine = mine.filter(attempts=attempt)
+    return mine.update(scored_at=timezone.now(), **fields) == 1
 
 
-def submission_fail(submission_id: int, message: str) -> bool:
+def submission_fail(submission_id: int, message: str, attempt: int | None = None) -> bool:
     return _finish(
         submission_id,
+        attempt,
         status=Submission.Status.FAILED,
         error_message=message,
         public_score=None,
@@ -260,7 +274,8 @@ def submission_score(submission_id: int) -> ScoringOutcome | None:
     message, so no row is left "scoring". Failed submissions are not charged against limits.
     Transient infrastructure errors propagate so the task can retry.
     """
-    if not submission_claim(submission_id):
+    attempt = submission_claim(submission_id)
+    if attempt is None:
         return None
     submission = Submission.objects.select_related("competition").get(pk=submission_id)
     competition = submission.competition
@@ -272,11 +287,11 @@ def submission_score(submission_id: int) -> ScoringOutcome | None:
                 upload = _predictions_from_model(competition, upload, Path(tmp))
             result = score_submission(upload, solution_path, metric=competition.metric)
     except ScoringError as exc:
-        submission_fail(submission_id, str(exc))
+        submission_fail(submission_id, str(exc), attempt)
         return ScoringOutcome(Submission.Status.FAILED, str(exc))
     except SolutionError:
         log.exception("solution of %s cannot score submission %s", competition.slug, submission_id)
-        submission_fail(submission_id, MISCONFIGURED_MESSAGE)
+        submission_fail(submission_id, MISCONFIGURED_MESSAGE, attempt)
         return ScoringOutcome(Submission.Status.FAILED, MISCONFIGURED_MESSAGE)
     except (OSError, MemoryError, RunnerUnavailable):
         # Storage, disk or sandbox trouble is usually passing: give the row back and let the
@@ -285,10 +300,11 @@ def submission_score(submission_id: int) -> ScoringOutcome | None:
         raise
     except Exception:
         log.exception("unexpected error scoring submission %s", submission_id)
-        submission_fail(submission_id, INTERNAL_ERROR_MESSAGE)
+        submission_fail(submission_id, INTERNAL_ERROR_MESSAGE, attempt)
         return ScoringOutcome(Submission.Status.FAILED, INTERNAL_ERROR_MESSAGE)
     _finish(
         submission_id,
+        attempt,
         status=Submission.Status.SCORED,
         error_message="",
         public_score=result.public_score,

@@ -30,18 +30,34 @@ def require_service(available: bool, reason: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_storage(settings, tmp_path):
-    """Each test gets its own media, private and worker-cache folders."""
+    """Each test gets its own media, private and worker-cache folders.
+
+    Changing STORAGES resets Django's storage registry, but a FileField given a callable storage
+    (`storage=private_storage`) called it once, when the model class was created; point those
+    fields at the per-test storages too, so that the test process and any worker it starts
+    agree on where solutions and submissions live.
+    """
+    from django.apps import apps
+    from django.db.models import FileField
+
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {**settings.STORAGES["default"], "OPTIONS": {"location": str(tmp_path / "media")}},
         "private": {**settings.STORAGES["private"], "OPTIONS": {"location": str(tmp_path / "private")}},
     }
     settings.HOLDOUT_WORKER_CACHE = tmp_path / "worker-cache"
-    from django.core.files.storage import storages
-
-    storages._storages = {}
+    fields = [
+        field
+        for model in apps.get_models()
+        for field in model._meta.get_fields()
+        if isinstance(field, FileField) and hasattr(field, "_storage_callable")
+    ]
+    saved = [(field, field.storage) for field in fields]
+    for field in fields:
+        field.storage = field._storage_callable()
     yield
-    storages._storages = {}
+    for field, storage in saved:
+        field.storage = storage
 
 
 PASSWORD = "a-long-test-password-42"

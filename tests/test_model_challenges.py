@@ -132,3 +132,19 @@ def test_a_renamed_zip_is_refused_without_starting_tensorflow(
 def test_model_submissions_go_to_the_models_queue(model_competition, competition, monkeypatch):
     assert services.scoring_queue(model_competition) == "models"
     assert services.scoring_queue(competition) == "scoring"
+
+
+def test_bundle_round_trip_keeps_the_hidden_features(model_competition, tmp_path):
+    from competitions.bundles import export_competition, import_competition
+
+    bundle = tmp_path / "m.zip"
+    export_competition(model_competition, bundle)
+    with model_competition.hidden_features.open("rb") as fh:
+        features = fh.read()
+    info = model_competition.features_info
+    model_competition.delete()
+    copy = import_competition(bundle)
+    assert copy.kind == Competition.Kind.MODEL
+    assert copy.features_info == info
+    with copy.hidden_features.open("rb") as fh:
+        assert fh.read() == features

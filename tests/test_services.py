@@ -125,8 +125,22 @@ def test_submitting_after_the_deadline_is_refused(learner, joined, competition):
 
 def test_claim_is_exclusive(learner, joined, competition):
     sub = submit(learner, competition, perfect_submission(competition))
-    assert services.submission_claim(sub.pk) is True
-    assert services.submission_claim(sub.pk) is False
+    assert services.submission_claim(sub.pk) == 1
+    assert services.submission_claim(sub.pk) is None
+
+
+def test_a_run_older_than_the_hard_limit_is_taken_over_and_cannot_write_back(
+    learner, joined, competition, settings
+):
+    settings.CELERY_TASK_TIME_LIMIT = 60
+    sub = submit(learner, competition, perfect_submission(competition))
+    first = services.submission_claim(sub.pk)
+    Submission.objects.filter(pk=sub.pk).update(started_at=timezone.now() - timedelta(seconds=61))
+    second = services.submission_claim(sub.pk)
+    assert (first, second) == (1, 2)
+    # The first run was killed by the hard limit; were it somehow to report, it is ignored.
+    assert services.submission_fail(sub.pk, "late news", attempt=first) is False
+    assert services.submission_fail(sub.pk, "current", attempt=second) is True
 
 
 def test_scoring_twice_keeps_one_result(learner, joined, competition):

@@ -1,0 +1,108 @@
+"""Lost work is recovered exactly once: a worker killed mid-scoring, a broker that lost its queue.
+
+The database is the source of truth. A redelivered message finds its row already claimed and
+does nothing; the reaper puts rows stuck in "queued" or "scoring" back on the queue.
+"""
+
+import os
+import signal
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from competitions import services
+from competitions.models import Submission
+from tests.conftest import make_competition, perfect_submission
+from tests.integration.conftest import VISIBILITY_TIMEOUT, wait_for_status, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def submit(user, competition, body: bytes) -> Submission:
+    upload = SimpleUploadedFile("preds.csv", body)
+    return services.submission_create(user=user, competition=competition, uploaded=upload)
+
+
+def reap_as_if_stuck(settings) -> dict[str, int]:
+    """Run the reaper as it would run once HOLDOUT_STUCK_AFTER_SECONDS have passed."""
+    later = timezone.now() + timedelta(seconds=settings.HOLDOUT_STUCK_AFTER_SECONDS + 1)
+    return services.reap_stuck_submissions(now=later)
+
+
+def oldest_unacked_age(broker) -> float | None:
+    """Seconds since the oldest message still unacknowledged in Redis was delivered."""
+    oldest = broker.zrange("unacked_index", 0, 0, withscores=True)
+    return time.time() - oldest[0][1] if oldest else None
+
+
+@pytest.mark.parametrize("victim", ["pool processes", "whole worker"])
+def test_worker_killed_while_scoring_ends_scored_exactly_once(
+    victim, stopped_celery_worker, celery_broker, organizer, learner, settings
+):
+    worker = stopped_celery_worker
+    competition = make_competition(organizer)
+    services.competition_join(user=learner, competition=competition)
+    submission = submit(learner, competition, perfect_submission(competition))
+    # Put a FIFO where the upload is stored: the worker claims the row, then blocks opening the
+    # file, so the kill lands mid-scoring every time without any test hook in production code.
+    stored = Path(submission.file.path)
+    body = stored.read_bytes()
+    stored.unlink()
+    os.mkfifo(stored)
+    worker.start()
+    wait_for_status(submission, {Submission.Status.SCORING})
+
+    if victim == "pool processes":
+        # As the OOM killer would: the parent sees the child die and, because of
+        # reject_on_worker_lost, puts the message straight back on the queue.
+        worker.kill_pool_processes(signal.SIGKILL)
+    else:
+        # As a crashed host or container would: the message stays unacknowledged in Redis, and
+        # a worker that starts after the visibility timeout has passed takes it back.
+        worker.kill(signal.SIGKILL)
+        assert celery_broker.zcard("unacked_index") == 1
+        wait_until(
+            lambda: oldest_unacked_age(celery_broker) > VISIBILITY_TIMEOUT + 1,
+            timeout=VISIBILITY_TIMEOUT + 30,
+            what="the unacknowledged message to outlive the visibility timeout",
+        )
+        worker.start()
+    # The message was delivered again, found the row claimed, and left it alone.
+    assert worker.wait_for_task_results(1) == ["None"]
+    submission.refresh_from_db()
+    assert (submission.status, submission.attempts) == (Submission.Status.SCORING, 1)
+
+    stored.unlink()
+    stored.write_bytes(body)
+    assert reap_as_if_stuck(settings) == {"requeued": 1, "failed": 0}
+
+    submission = wait_for_status(submission)
+    assert submission.status == Submission.Status.SCORED, submission.error_message
+    assert submission.public_score == pytest.approx(1.0)
+    assert (submission.attempts, submission.requeues) == (2, 1)
+    assert worker.wait_for_task_results(2) == ["None", "'scored'"]
+
+
+def test_submission_lost_with_the_broker_is_recovered_by_the_reaper(
+    stopped_celery_worker, celery_broker, organizer, learner, settings
+):
+    competition = make_competition(organizer)
+    services.competition_join(user=learner, competition=competition)
+    submission = submit(learner, competition, perfect_submission(competition))
+    assert celery_broker.llen("scoring") == 1
+    # Redis restarted without persistence: the queued message is gone, only the row remains.
+    celery_broker.flushdb()
+    stopped_celery_worker.start()
+    submission.refresh_from_db()
+    assert submission.status == Submission.Status.QUEUED
+
+    assert reap_as_if_stuck(settings) == {"requeued": 1, "failed": 0}
+
+    submission = wait_for_status(submission)
+    assert submission.status == Submission.Status.SCORED, submission.error_message
+    assert (submission.attempts, submission.requeues) == (1, 1)
+    assert stopped_celery_worker.wait_for_task_results(1) == ["'scored'"]

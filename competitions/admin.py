@@ -1,6 +1,5 @@
 """The organizer's side: challenges, their files, the hidden solution and every submission."""
 
-import csv
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from competitions import selectors, services
 from competitions.bundles import export_competition, import_competition
+from competitions.csvexport import SafeWriter
 from competitions.models import Competition, DataFile, Participation, RescoreRun, Submission, Team, User
 
 SPLIT_FIELDS = ("public_fraction", "split_seed")
@@ -385,7 +385,7 @@ class CompetitionAdmin(OrganizerScopedAdmin):
     def export_submissions(self, request: HttpRequest, queryset) -> HttpResponse:
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="submissions.csv"'
-        writer = csv.writer(response)
+        writer = SafeWriter(response)
         writer.writerow(SUBMISSION_EXPORT_COLUMNS)
         subs = Submission.objects.filter(competition__in=queryset).select_related(
             "competition", "team", "submitted_by"
@@ -456,7 +456,7 @@ class CompetitionAdmin(OrganizerScopedAdmin):
         rows = selectors.leaderboard(competition, board=board, reveal_private=True)
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{competition.slug}-{board}-leaderboard.csv"'
-        writer = csv.writer(response)
+        writer = SafeWriter(response)
         writer.writerow(
             ["rank", "team", "members", "score", "entries", "last_submission_utc", "submission_id"]
         )

@@ -3,7 +3,7 @@
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +26,15 @@ from competitions.models import (
 )
 from competitions.selectors import leaderboard, submission_quota
 from workers.celery_app import enqueue_scoring
-from workers.engine import ScoringError, SolutionError, SolutionInfo, prepare_solution, score_submission
+from workers.engine import (
+    DEFAULT_LIMITS,
+    Limits,
+    ScoringError,
+    SolutionError,
+    SolutionInfo,
+    prepare_solution,
+    score_submission,
+)
 from workers.engine.solution import sample_submission_csv, solution_ids
 from workers.modelrun.features import FeaturesInfo, inspect_features
 from workers.modelrun.sandbox import RunnerUnavailable, predict_to_csv
@@ -251,6 +259,10 @@ def _predictions_from_model(competition: Competition, model: Path, workdir: Path
     return out
 
 
+def _limits() -> Limits:
+    return replace(DEFAULT_LIMITS, max_decompressed_bytes=settings.HOLDOUT_MAX_DECOMPRESSED_BYTES)
+
+
 def scoring_queue(competition: Competition) -> str:
     return "models" if competition.kind == Competition.Kind.MODEL else "scoring"
 
@@ -285,7 +297,7 @@ def submission_score(submission_id: int) -> ScoringOutcome | None:
             upload = _local_copy(submission.file, Path(tmp), "submission")
             if competition.kind == Competition.Kind.MODEL:
                 upload = _predictions_from_model(competition, upload, Path(tmp))
-            result = score_submission(upload, solution_path, metric=competition.metric)
+            result = score_submission(upload, solution_path, metric=competition.metric, limits=_limits())
     except ScoringError as exc:
         submission_fail(submission_id, str(exc), attempt)
         return ScoringOutcome(Submission.Status.FAILED, str(exc))

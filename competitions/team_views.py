@@ -1,8 +1,6 @@
 """Pages for Kaggle-style mechanics: the team page, invitations, team invite links, final
 selection and CSV exports for participants."""
 
-import csv
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -11,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from competitions import selectors, services, teams
+from competitions.csvexport import SafeWriter
 from competitions.forms import InviteForm, TeamNameForm
 from competitions.models import Competition, Submission, TeamInvitation
 from competitions.views import _boards, _competition_page
@@ -125,7 +124,7 @@ def leaderboard_csv(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("That leaderboard is not available.")
     rows = selectors.leaderboard(competition, board=board)
     response = _csv_response(f"{competition.slug}-{board}-leaderboard.csv")
-    writer = csv.writer(response)
+    writer = SafeWriter(response)
     writer.writerow(["rank", "team", "members", "score", "entries", "last_submission_utc"])
     for row in rows:
         writer.writerow(
@@ -149,7 +148,7 @@ def my_submissions_csv(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("Join the challenge first.")
     show_private = competition.has_ended()
     response = _csv_response(f"{competition.slug}-my-submissions.csv")
-    writer = csv.writer(response)
+    writer = SafeWriter(response)
     writer.writerow(
         ["id", "submitted_utc", "file", "description", "status", "public_score"]
         + (["private_score"] if show_private else [])

@@ -49,6 +49,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: signed-in users are counted per user, others per address.
+    "competitions.ratelimit.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -132,10 +134,37 @@ STORAGES = {
 }
 # Uploads larger than this are streamed to a temporary file instead of held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    # First: drops a file as soon as it streams past HOLDOUT_MAX_UPLOAD_BYTES, so a huge upload
+    # is never written whole; the form then says why.
+    "competitions.uploads.SizeCappedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 # Hard ceiling for any request body the site accepts; per-competition limits are lower.
 HOLDOUT_MAX_UPLOAD_BYTES = env_int("HOLDOUT_MAX_UPLOAD_MB", 200) * 1024 * 1024
+# Compressed submissions (.gz, .zip) may expand to at most this much; a zip bomb fails fast.
+HOLDOUT_MAX_DECOMPRESSED_BYTES = env_int("HOLDOUT_MAX_DECOMPRESSED_MB", 1024) * 1024 * 1024
 # Where workers cache prepared solutions copied out of private storage.
 HOLDOUT_WORKER_CACHE = Path(env_str("HOLDOUT_WORKER_CACHE", str(VAR_DIR / "worker-cache")))
+
+# --- Cache and rate limits -----------------------------------------------------------------
+# The rate limiter's counters. Local memory counts per process (3 gunicorn workers: 3x the
+# limit); production points CACHE_URL (or REDIS_URL) at Redis so every process shares them.
+_cache_url = env_str("CACHE_URL") or env_str("REDIS_URL")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+    if _cache_url
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+# "N/SECONDS" per client; an empty value turns a limit off.
+HOLDOUT_RATELIMIT_LOGIN = env_str("HOLDOUT_RATELIMIT_LOGIN", "10/60")
+HOLDOUT_RATELIMIT_SIGNUP = env_str("HOLDOUT_RATELIMIT_SIGNUP", "10/3600")
+HOLDOUT_RATELIMIT_PASSWORD_RESET = env_str("HOLDOUT_RATELIMIT_PASSWORD_RESET", "5/3600")
+HOLDOUT_RATELIMIT_SUBMIT = env_str("HOLDOUT_RATELIMIT_SUBMIT", "30/60")
+HOLDOUT_RATELIMIT_API = env_str("HOLDOUT_RATELIMIT_API", "120/60")
+# How many reverse proxies (nginx...) stand in front and append to X-Forwarded-For.
+HOLDOUT_TRUSTED_PROXY_COUNT = env_int("HOLDOUT_TRUSTED_PROXY_COUNT", 0)
 
 # --- E-mail ---------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -206,6 +235,10 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Health checks answer on plain HTTP inside the container network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# HSTS preload is a commitment an operator makes for the whole domain: off unless they opt in.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

@@ -60,6 +60,16 @@ def _isolated_storage(settings, tmp_path):
         field.storage = storage
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Every test client comes from 127.0.0.1: start each test with empty rate-limit counters."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 PASSWORD = "a-long-test-password-42"
 
 

@@ -1,7 +1,6 @@
 """File responses shared by the REST API and the Kaggle protocol: data files, the data zip and
 the leaderboard CSV."""
 
-import csv
 import io
 import tempfile
 import zipfile
@@ -12,6 +11,7 @@ from django.http import FileResponse
 from django.utils import timezone
 from django.utils.http import http_date
 
+from competitions.csvexport import SafeWriter
 from competitions.models import Competition, DataFile
 from competitions.selectors import LeaderboardRow
 
@@ -68,7 +68,7 @@ def _zip_time(moment) -> tuple[int, int, int, int, int, int]:
 def leaderboard_csv(competition: Competition, rows: list[LeaderboardRow]) -> bytes:
     """Kaggle's leaderboard CSV columns, so scripts written for Kaggle read it unchanged."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeWriter(out, lineterminator="\n")
     writer.writerow(
         [
             "Rank",

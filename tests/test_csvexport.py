@@ -1,0 +1,11 @@
+from competitions.csvexport import safe_cell
+
+
+def test_text_that_a_spreadsheet_would_run_is_neutralised():
+    for text in ("=1+1", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx"):
+        assert safe_cell(text) == "'" + text
+
+
+def test_numbers_and_plain_text_are_unchanged():
+    for value in ("-0.12500", "0.9", "team = best", 3, -1.5, None, ""):
+        assert safe_cell(value) == value

@@ -1,0 +1,223 @@
+"""Rate limits on sign-in, sign-up, password reset and submissions; reading pages is never limited."""
+
+import json
+
+import pytest
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client, RequestFactory
+from django.urls import reverse
+
+from competitions import ratelimit, services
+from competitions.models import Submission
+from tests.conftest import PASSWORD, make_user, perfect_submission
+
+MIDDLEWARE = "competitions.ratelimit.RateLimitMiddleware"
+
+
+@pytest.fixture(autouse=True)
+def limited(settings):
+    """The middleware installed after authentication, with a fresh private cache."""
+    if MIDDLEWARE not in settings.MIDDLEWARE:
+        auth = settings.MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware")
+        settings.MIDDLEWARE = [*settings.MIDDLEWARE[: auth + 1], MIDDLEWARE, *settings.MIDDLEWARE[auth + 1 :]]
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit-tests"}
+    }
+    # Many sign-ins below; the real hasher would make them slow, and hashing is not under test.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    cache.clear()
+    yield settings
+    cache.clear()
+
+
+def _login(client: Client, username: str, password: str, ip: str = "10.0.0.1"):
+    return client.post(reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=ip)
+
+
+def _assert_limited_html(response, what: str) -> None:
+    assert response.status_code == 429
+    retry = int(response["Retry-After"])
+    assert 1 <= retry <= 3600
+    page = response.content.decode()
+    assert f"Too many {what}" in page
+    assert "try again in" in page
+
+
+# --- sign-in -----------------------------------------------------------------------------------
+
+
+def test_failed_sign_ins_are_limited_then_even_the_right_password_waits(client, learner, settings):
+    settings.HOLDOUT_RATELIMIT_LOGIN = "3/60"
+    for _ in range(3):
+        assert _login(client, "lena", "wrong").status_code == 200
+    _assert_limited_html(_login(client, "lena", PASSWORD), "failed sign-ins")
+    assert "_auth_user_id" not in client.session
+
+
+def test_successful_sign_ins_do_not_count(db, settings):
+    settings.HOLDOUT_RATELIMIT_LOGIN = "2/60"
+    for i in range(5):
+        make_user(f"student{i}")
+    # A classroom behind one address signing in at once.
+    for i in range(5):
+        assert _login(Client(), f"student{i}", PASSWORD).status_code == 302
+
+
+def test_guessing_one_account_from_many_addresses_is_limited(client, learner, settings):
+    settings.HOLDOUT_RATELIMIT_LOGIN = "3/60"
+    for n in range(3):
+        assert _login(client, "LENA ", "wrong", ip=f"10.1.0.{n}").status_code == 200
+    assert _login(client, "lena", "wrong", ip="10.1.0.99").status_code == 429
+
+
+def test_reading_the_sign_in_page_never_counts(client, learner, settings):
+    settings.HOLDOUT_RATELIMIT_LOGIN = "1/60"
+    for _ in range(20):
+        assert client.get(reverse("login"), REMOTE_ADDR="10.0.0.1").status_code == 200
+    assert _login(client, "lena", PASSWORD).status_code == 302
+
+
+def test_counters_reset_with_the_next_window(client, learner, settings, monkeypatch):
+    settings.HOLDOUT_RATELIMIT_LOGIN = "1/60"
+    now = [60 * 16_667 + 20.0]  # 20 s into a 60 s window
+    monkeypatch.setattr(ratelimit.time, "time", lambda: now[0])
+    assert _login(client, "lena", "wrong").status_code == 200
+    limited = _login(client, "lena", "wrong")
+    assert limited.status_code == 429
+    assert limited["Retry-After"] == "40"
+    now[0] += 40
+    assert _login(client, "lena", PASSWORD).status_code == 302
+
+
+# --- sign-up and password reset ------------------------------------------------------------------
+
+
+def test_sign_ups_are_limited_per_address(client, db, settings):
+    settings.HOLDOUT_RATELIMIT_SIGNUP = "2/3600"
+    for n in range(3):
+        response = client.post(
+            reverse("signup"),
+            {
+                "username": f"new{n}",
+                "email": f"new{n}@example.com",
+                "password1": PASSWORD,
+                "password2": PASSWORD,
+            },
+            REMOTE_ADDR="10.2.0.1",
+        )
+        if n < 2:
+            assert response.status_code == 302
+            client.logout()
+    _assert_limited_html(response, "sign-ups")
+    assert int(response["Retry-After"]) <= 3600
+    # Another address is not affected.
+    other = Client().post(reverse("signup"), {"username": "x"}, REMOTE_ADDR="10.2.0.2")
+    assert other.status_code == 200
+
+
+def test_password_reset_requests_are_limited(client, learner, settings):
+    settings.HOLDOUT_RATELIMIT_PASSWORD_RESET = "2/3600"
+    url = reverse("password_reset")
+    statuses = [client.post(url, {"email": "lena@example.com"}).status_code for _ in range(3)]
+    assert statuses == [302, 302, 429]
+
+
+# --- submissions ---------------------------------------------------------------------------------
+
+
+def _submit(client: Client, competition, **extra):
+    upload = SimpleUploadedFile("preds.csv", perfect_submission(competition))
+    return client.post(reverse("competition_submit", args=[competition.slug]), {"file": upload}, **extra)
+
+
+def test_submissions_are_limited_per_user_not_per_address(client, learner, joined, competition, settings):
+    settings.HOLDOUT_RATELIMIT_SUBMIT = "2/60"
+    client.force_login(learner)
+    assert [_submit(client, competition).status_code for _ in range(2)] == [302, 302]
+    _assert_limited_html(_submit(client, competition), "submissions")
+    assert Submission.objects.count() == 2
+
+    # A classmate on the same address has a budget of their own.
+    classmate = make_user("mia")
+    services.competition_join(user=classmate, competition=competition)
+    other = Client()
+    other.force_login(classmate)
+    assert _submit(other, competition).status_code == 302
+
+
+def test_submission_page_reads_are_not_counted(client, learner, joined, competition, settings):
+    settings.HOLDOUT_RATELIMIT_SUBMIT = "1/60"
+    client.force_login(learner)
+    for _ in range(10):
+        assert client.get(reverse("competition_submit", args=[competition.slug])).status_code == 200
+    assert _submit(client, competition).status_code == 302
+
+
+def test_web_and_api_submissions_share_one_budget(client, learner, joined, competition, settings):
+    settings.HOLDOUT_RATELIMIT_SUBMIT = "2/60"
+    client.force_login(learner)
+    assert _submit(client, competition).status_code == 302
+    rpc = "/api/v1/competitions.CompetitionApiService/CreateSubmission"
+    assert client.post(rpc, "{}", content_type="application/json").status_code != 429
+    response = client.post(
+        f"/api/competitions/{competition.slug}/submissions/", "{}", content_type="application/json"
+    )
+    assert response.status_code == 429
+    assert response["Content-Type"] == "application/json"
+    body = json.loads(response.content)
+    assert body["detail"].startswith("Too many submissions: at most 2 every minute.")
+    assert body["retry_after"] == int(response["Retry-After"])
+
+
+def test_other_api_writes_have_their_own_limit(client, db, settings):
+    settings.HOLDOUT_RATELIMIT_API = "2/60"
+    settings.HOLDOUT_RATELIMIT_SUBMIT = "100/60"
+    rpc = "/api/v1/competitions.CompetitionApiService/ListCompetitions"
+    statuses = [client.post(rpc, "{}", content_type="application/json").status_code for _ in range(3)]
+    assert statuses[:2] != [429, 429]
+    assert statuses[2] == 429
+    assert client.get("/api/competitions/").status_code != 429
+
+
+# --- configuration and failure modes -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["10", "ten/60", "10/0", "10 per minute", "-1/60"])
+def test_malformed_limits_refuse_to_start(settings, value):
+    settings.HOLDOUT_RATELIMIT_SUBMIT = value
+    with pytest.raises(ImproperlyConfigured, match="HOLDOUT_RATELIMIT_SUBMIT must look like COUNT/SECONDS"):
+        ratelimit.RateLimitMiddleware(lambda request: None)
+
+
+def test_an_empty_limit_turns_it_off(client, learner, settings):
+    settings.HOLDOUT_RATELIMIT_LOGIN = ""
+    for _ in range(12):  # past the default 10/60
+        assert _login(client, "lena", "wrong").status_code == 200
+
+
+def test_cache_outage_lets_requests_through(client, learner, settings):
+    settings.CACHES = {
+        **settings.CACHES,
+        "broken": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        },
+    }
+    settings.HOLDOUT_RATELIMIT_CACHE = "broken"
+    settings.HOLDOUT_RATELIMIT_LOGIN = "1/60"
+    assert [_login(client, "lena", "wrong").status_code for _ in range(3)] == [200, 200, 200]
+    assert _login(client, "lena", PASSWORD).status_code == 302
+
+
+def test_client_address_behind_a_trusted_proxy(settings):
+    factory = RequestFactory()
+    request = factory.get("/", REMOTE_ADDR="10.9.9.9", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7")
+    settings.HOLDOUT_TRUSTED_PROXY_COUNT = 0
+    assert ratelimit.client_ip(request) == "10.9.9.9"
+    settings.HOLDOUT_TRUSTED_PROXY_COUNT = 1
+    # The left entry is whatever the client sent; the proxy appended the real one.
+    assert ratelimit.client_ip(request) == "203.0.113.7"
+    spoof = factory.get("/", REMOTE_ADDR="10.9.9.9")
+    assert ratelimit.client_ip(spoof) == "10.9.9.9"

@@ -2,6 +2,8 @@
 # Container entry point. The first argument picks the role:
 #   web          apply migrations, then serve with gunicorn on 0.0.0.0:8000 (the default)
 #   worker       a Celery worker on the scoring and default queues
+#   model-worker a Celery worker for Keras model challenges (the models queue; image built
+#                with REQUIREMENTS=requirements-models.txt, which adds TensorFlow)
 #   beat         the Celery scheduler (runs the reaper every minute); run exactly one
 #   migrate      apply migrations and exit (a one-off step when several web containers start)
 #   healthcheck  exit 0 if the web role answers /healthz (used by docker-compose.yml)
@@ -25,6 +27,13 @@ web)
 worker)
     exec celery -A workers.celery_app worker -Q scoring,default \
         --concurrency "${CELERY_CONCURRENCY:-2}" --loglevel "${LOG_LEVEL:-INFO}" "$@"
+    ;;
+model-worker)
+    # One job at a time (solo pool); each model runs in its own sandboxed child process, and
+    # HOLDOUT_MODEL_WORKER keeps one TensorFlow child started ahead of the next job.
+    export HOLDOUT_MODEL_WORKER=1
+    exec celery -A workers.celery_app worker -Q models --pool solo \
+        --hostname "models@%h" --loglevel "${LOG_LEVEL:-INFO}" "$@"
     ;;
 beat)
     exec celery -A workers.celery_app beat --loglevel "${LOG_LEVEL:-INFO}" \

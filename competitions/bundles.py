@@ -172,14 +172,7 @@ def import_competition(path: Path, *, organizer=None) -> Competition:
                     shutil.copyfileobj(src, dst, 1024 * 1024)
                 try:
                     with open(local, "rb") as fh:
-                        prepared = services.solution_prepare_upload(
-                            File(fh),
-                            id_column=competition.id_column,
-                            target_column=competition.target_column,
-                            metric=competition.metric,
-                            public_fraction=competition.public_fraction,
-                            seed=competition.split_seed,
-                        )
+                        prepared = services.solution_prepare_for(competition, File(fh))
                 except ValidationError as exc:
                     errors += [f"Solution: {m}" for m in exc.messages]
                 expected = manifest.get("split_checksum")

@@ -3,6 +3,8 @@
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -458,6 +460,31 @@ def reap_stuck_submissions(now: datetime | None = None) -> dict[str, int]:
 # --- Organizer operations --------------------------------------------------------------------
 
 
+@contextmanager
+def _spooled(uploaded, filename: str) -> Iterator[Path]:
+    """Write an upload into a fresh temporary directory and yield its path there.
+
+    Engine errors inside become a ValidationError listing every problem, and the directory is
+    removed; on success the caller owns the directory (the parent of what it returns) and must
+    remove it.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="holdout-upload-"))
+    local = tmp / filename
+    with open(local, "wb") as dst:
+        for chunk in uploaded.chunks():
+            dst.write(chunk)
+    if hasattr(uploaded, "seek"):
+        uploaded.seek(0)
+    try:
+        yield local
+    except SolutionError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ValidationError([ValidationError(p) for p in exc.problems]) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def solution_prepare_upload(
     uploaded, *, id_column: str, target_column: str, metric: str, public_fraction: float, seed: int
 ) -> tuple[Path, SolutionInfo]:
@@ -466,14 +493,8 @@ def solution_prepare_upload(
     Raises ValidationError listing every problem (for the admin form). The caller owns the
     returned directory (the parent of the returned path) and must remove it.
     """
-    tmp = Path(tempfile.mkdtemp(prefix="holdout-solution-"))
-    src = tmp / "solution.csv"
-    with open(src, "wb") as dst:
-        for chunk in uploaded.chunks():
-            dst.write(chunk)
-    uploaded.seek(0)
-    out = tmp / "prepared.parquet"
-    try:
+    with _spooled(uploaded, "solution.csv") as src:
+        out = src.parent / "prepared.parquet"
         info = prepare_solution(
             src,
             out,
@@ -483,10 +504,19 @@ def solution_prepare_upload(
             public_fraction=public_fraction,
             seed=seed,
         )
-    except SolutionError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ValidationError([ValidationError(p) for p in exc.problems]) from None
     return out, info
+
+
+def solution_prepare_for(competition: Competition, uploaded) -> tuple[Path, SolutionInfo]:
+    """solution_prepare_upload with a competition's own columns, metric and split settings."""
+    return solution_prepare_upload(
+        uploaded,
+        id_column=competition.id_column,
+        target_column=competition.target_column,
+        metric=competition.metric,
+        public_fraction=competition.public_fraction,
+        seed=competition.split_seed,
+    )
 
 
 @transaction.atomic
@@ -520,14 +550,7 @@ def competition_reprepare_solution(competition: Competition) -> SolutionInfo:
     if not competition.solution:
         raise ValidationError("This challenge has no solution file yet.")
     with competition.solution.open("rb") as fh:
-        prepared, info = solution_prepare_upload(
-            File(fh),
-            id_column=competition.id_column,
-            target_column=competition.target_column,
-            metric=competition.metric,
-            public_fraction=competition.public_fraction,
-            seed=competition.split_seed,
-        )
+        prepared, info = solution_prepare_for(competition, File(fh))
     try:
         competition_set_solution(
             competition, source=None, prepared=prepared, info=info, original_name=competition.solution_name
@@ -545,20 +568,12 @@ def features_validate(
     Returns a temporary copy (the caller removes its parent directory) and what the Data tab
     shows: the per-row input shape. Raises ValidationError listing every problem.
     """
-    tmp = Path(tempfile.mkdtemp(prefix="holdout-features-"))
     suffix = ".npz" if (uploaded.name or "").lower().endswith(".npz") else ".csv"
-    local = tmp / f"features{suffix}"
-    with open(local, "wb") as dst:
-        for chunk in uploaded.chunks():
-            dst.write(chunk)
-    try:
+    with _spooled(uploaded, f"features{suffix}") as local:
         if prepared is None and not competition.prepared_solution:
             raise SolutionError(["Upload the solution first: the features must cover exactly its ids."])
         ids = solution_ids(prepared or _cached(competition.prepared_solution))
         info = inspect_features(local, id_column=competition.id_column, solution_ids=ids)
-    except SolutionError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ValidationError([ValidationError(p) for p in exc.problems]) from None
     return local, info
 
 

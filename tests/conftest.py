@@ -132,14 +132,7 @@ def make_competition(
         competition.organizers.add(organizer)
     data = solution if solution is not None else binary_solution_csv()
     upload = SimpleUploadedFile("solution.csv", data)
-    prepared, info = services.solution_prepare_upload(
-        upload,
-        id_column=competition.id_column,
-        target_column=competition.target_column,
-        metric=competition.metric,
-        public_fraction=competition.public_fraction,
-        seed=competition.split_seed,
-    )
+    prepared, info = services.solution_prepare_for(competition, upload)
     services.competition_set_solution(
         competition, source=upload, prepared=prepared, info=info, original_name="solution.csv"
     )

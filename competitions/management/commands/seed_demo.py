@@ -201,14 +201,7 @@ class Command(BaseCommand):
         )
         competition.organizers.add(organizer)
         solution = ContentFile(test[["id", "target"]].to_csv(index=False).encode(), name="solution.csv")
-        prepared, info = services.solution_prepare_upload(
-            solution,
-            id_column="id",
-            target_column="target",
-            metric=spec.metric,
-            public_fraction=0.3,
-            seed=42,
-        )
+        prepared, info = services.solution_prepare_for(competition, solution)
         try:
             services.competition_set_solution(
                 competition, source=solution, prepared=prepared, info=info, original_name="solution.csv"

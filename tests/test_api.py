@@ -293,6 +293,22 @@ def test_other_teams_submission_is_404(client, competition, scored, outsider, ou
     assert client.get(url, **token(api_key_create(scored.submitted_by))).status_code == 200
 
 
+def test_final_selection_through_the_api(client, competition, scored, outsider, outsider_key):
+    key = api_key_create(scored.submitted_by)
+    url = reverse("api_submission_detail", args=["churn", scored.pk])
+    response = client.patch(url, {"is_final": True}, content_type="application/json", **token(key))
+    assert response.status_code == 200 and response.json()["is_final"] is True
+    # Another team's submission cannot be selected, and nothing changes after the deadline.
+    services.competition_join(user=outsider, competition=competition)
+    other = client.patch(url, {"is_final": False}, content_type="application/json", **token(outsider_key))
+    assert other.status_code == 404
+    end(competition)
+    late = client.patch(url, {"is_final": False}, content_type="application/json", **token(key))
+    assert late.status_code == 400 and "after the deadline" in late.json()["detail"]
+    scored.refresh_from_db()
+    assert scored.is_final
+
+
 def test_private_score_is_hidden_until_the_deadline(client, competition, scored):
     key = api_key_create(scored.submitted_by)
     url = reverse("api_submission_detail", args=["churn", scored.pk])

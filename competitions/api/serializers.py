@@ -73,7 +73,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
         fields = [
             "id", "competition", "team", "submitted_by", "original_name", "size", "description",
             "status", "finished", "error_message", "public_score", "private_score",
-            "private_score_visible", "created_at", "scored_at",
+            "private_score_visible", "is_final", "is_late", "created_at", "scored_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -83,6 +83,12 @@ class SubmissionSerializer(serializers.ModelSerializer):
 
     def get_private_score_visible(self, submission: Submission) -> bool:
         return submission.private_score_visible()
+
+
+class FinalSelectionSerializer(serializers.Serializer):
+    is_final = serializers.BooleanField(
+        help_text="Select (true) or unselect (false) this submission for the private leaderboard."
+    )
 
 
 class SubmissionCreateSerializer(serializers.Serializer):

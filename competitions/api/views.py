@@ -20,6 +20,7 @@ from competitions.api.serializers import (
     CompetitionSerializer,
     DataFileSerializer,
     ErrorSerializer,
+    FinalSelectionSerializer,
     LeaderboardSerializer,
     QuotaSerializer,
     SubmissionCreateSerializer,
@@ -178,6 +179,24 @@ class SubmissionDetail(APIView):
             )
         if submission is None:
             raise exceptions.NotFound("No such submission in your team.")
+        return Response(SubmissionSerializer(submission).data)
+
+    @extend_schema(request=FinalSelectionSerializer, responses={200: SubmissionSerializer, **ERRORS})
+    def patch(self, request: Request, slug: str, pk: int) -> Response:
+        """Select or unselect the submission as one of the team's final submissions."""
+        access = competition_access(request.user, slug)
+        participation = require_participation(access, join_url(request, access.competition))
+        submission = Submission.objects.filter(pk=pk, team=participation.team).first()
+        if submission is None:
+            raise exceptions.NotFound("No such submission in your team.")
+        body = FinalSelectionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            submission = services.submission_set_final(
+                user=request.user, submission=submission, selected=body.validated_data["is_final"]
+            )
+        except ValidationError as exc:
+            raise bad_request(exc) from None
         return Response(SubmissionSerializer(submission).data)
 
 

@@ -104,3 +104,48 @@ def test_learner_signs_up_joins_downloads_submits_and_sees_the_leaderboard(
     row = page.get_by_role("row").filter(has_text="bea")
     row.get_by_text("1.00000").wait_for()
     shot(page, "leaderboard")
+
+
+def login(page, username: str) -> None:
+    from tests.conftest import PASSWORD
+
+    page.goto("/accounts/login/")
+    page.locator("#id_username").fill(username)
+    page.locator("#id_password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_team_invite_and_final_selection(page, organizer, learner, outsider, eager_celery, tmp_path):
+    from competitions import services
+    from competitions.models import Participation
+
+    competition = make_competition(organizer, slug="duo", title="Duo challenge")
+    services.competition_join(user=learner, competition=competition)
+    services.competition_join(user=outsider, competition=competition)
+    tabs = page.get_by_role("navigation", name="Challenge sections")
+
+    login(page, learner.username)
+    page.goto("/c/duo/team/")
+    page.get_by_label("Invite by username").fill(outsider.username)
+    page.get_by_role("button", name="Invite").click()
+    page.get_by_text(f"Invitation sent to {outsider.username}").wait_for()
+    page.get_by_role("button", name="Log out").click()
+
+    login(page, outsider.username)
+    page.goto("/c/duo/team/")
+    page.get_by_text("invites you to merge").wait_for()
+    page.get_by_role("button", name="Accept").click()
+    page.get_by_text("You joined the team.").wait_for()
+    shot(page, "team")
+    assert Participation.objects.get(user=outsider).team_id == Participation.objects.get(user=learner).team_id
+
+    good = tmp_path / "preds.csv"
+    good.write_bytes(perfect_submission(competition))
+    tabs.get_by_role("link", name="Submit").click()
+    page.get_by_label("Prediction file").set_input_files(str(good))
+    page.get_by_role("button", name="Submit").click()
+    page.get_by_role("button", name="Select").wait_for()
+    page.get_by_role("button", name="Select").click()
+    page.get_by_role("button", name="Selected ✓").wait_for()
+    shot(page, "final-selection")
+    assert Submission.objects.get().is_final

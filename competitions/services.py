@@ -3,6 +3,7 @@
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -13,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -195,13 +196,27 @@ def submission_claim(submission_id: int) -> int | None:
         return Submission.objects.filter(pk=submission_id).values_list("attempts", flat=True).get()
 
 
+# Storing a result survives the database being away for a few seconds: the score took real
+# work to compute, so it is retried here before the task gives the row back.
+STORE_RETRY_DELAYS = (0.5, 1, 2, 4)
+
+
 def _finish(submission_id: int, attempt: int | None = None, **fields) -> bool:
     """Store a result only while the row is still ours: scoring, and (when the caller knows
     its attempt) not taken over since by a newer attempt."""
     mine = Submission.objects.filter(pk=submission_id, status=Submission.Status.SCORING)
     if attempt is not None:
         mine = mine.filter(attempts=attempt)
-    return mine.update(scored_at=timezone.now(), **fields) == 1
+    for delay in (*STORE_RETRY_DELAYS, None):
+        try:
+            return mine.update(scored_at=timezone.now(), **fields) == 1
+        except (OperationalError, InterfaceError):
+            if delay is None or not transaction.get_autocommit():
+                raise
+            log.warning("database unavailable storing submission %s; retrying in %s s", submission_id, delay)
+            connection.close()  # the next query opens a fresh connection
+            time.sleep(delay)
+    return False
 
 
 def submission_fail(submission_id: int, message: str, attempt: int | None = None) -> bool:

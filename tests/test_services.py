@@ -227,3 +227,28 @@ def test_reprepare_keeps_the_split(competition):
     services.competition_reprepare_solution(competition)
     competition.refresh_from_db()
     assert competition.solution_info == before
+
+
+def test_a_result_is_stored_even_if_the_database_drops_out_for_a_moment(
+    learner, joined, competition, monkeypatch
+):
+    from django.db import OperationalError
+    from django.db.models import QuerySet
+
+    sub = submit(learner, competition, perfect_submission(competition))
+    real_update, failures = QuerySet.update, []
+
+    def flaky_update(self, **fields):
+        if fields.get("status") == Submission.Status.SCORED and len(failures) < 2:
+            failures.append(1)
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_update(self, **fields)
+
+    monkeypatch.setattr(QuerySet, "update", flaky_update)
+    monkeypatch.setattr(services, "STORE_RETRY_DELAYS", (0, 0, 0))
+    monkeypatch.setattr(services.connection, "close", lambda: None)  # keep the test transaction
+    monkeypatch.setattr(services.transaction, "get_autocommit", lambda: True)
+    assert services.submission_score(sub.pk).status == Submission.Status.SCORED
+    sub.refresh_from_db()
+    assert len(failures) == 2
+    assert (sub.status, sub.public_score) == (Submission.Status.SCORED, 1.0)

@@ -227,6 +227,7 @@ class CompetitionAdmin(OrganizerScopedAdmin):
                     "daily_limit",
                     "total_limit",
                     "max_upload_mb",
+                    "scoring_time_limit",
                     "team_size_limit",
                     "final_submission_count",
                 )

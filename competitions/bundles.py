@@ -44,6 +44,7 @@ SETTINGS = (
     "daily_limit",
     "total_limit",
     "max_upload_mb",
+    "scoring_time_limit",
     "score_precision",
     "team_size_limit",
     "final_submission_count",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.core.files.storage import storages
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -163,6 +164,13 @@ class Competition(models.Model):
         null=True, blank=True, help_text="Submissions per team over the whole challenge; empty for no limit."
     )
     max_upload_mb = models.PositiveIntegerField(default=50, validators=[MinValueValidator(1)])
+    scoring_time_limit = models.PositiveIntegerField(
+        default=120,
+        validators=[MinValueValidator(5)],
+        help_text="Seconds one submission may take to score (for model challenges: to run the model "
+        "too). Slower ones fail with a message and are not charged. At most the platform's "
+        "CELERY_TASK_SOFT_TIME_LIMIT.",
+    )
     score_precision = models.PositiveSmallIntegerField(default=5, validators=[MaxValueValidator(12)])
 
     # The hidden solution. The original CSV and its prepared form both live in private storage;
@@ -264,6 +272,13 @@ class Competition(models.Model):
     def model_output_spec(self) -> str:
         """Model challenges: what the model must output, derived from the metric."""
         return output_spec(self.metric, (self.solution_info or {}).get("classes"))
+
+    def clean(self) -> None:
+        ceiling = settings.CELERY_TASK_SOFT_TIME_LIMIT
+        if self.scoring_time_limit and self.scoring_time_limit > ceiling:
+            raise ValidationError(
+                {"scoring_time_limit": f"This platform allows at most {ceiling} s per submission."}
+            )
 
     @property
     def max_upload_bytes(self) -> int:

@@ -40,7 +40,7 @@ from workers.engine import (
 )
 from workers.engine.solution import sample_submission_csv, solution_ids
 from workers.modelrun.features import FeaturesInfo, inspect_features
-from workers.modelrun.sandbox import RunnerUnavailable, predict_to_csv
+from workers.modelrun.sandbox import RunnerUnavailable, SandboxLimits, predict_to_csv
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def submission_create(
         submission.file.delete(save=False)
         raise
     # Enqueue only once the row is committed, or a fast worker would find nothing to score.
-    transaction.on_commit(lambda: enqueue_scoring(submission.pk, queue=scoring_queue(competition)))
+    transaction.on_commit(lambda: _enqueue(submission.pk))
     return submission
 
 
@@ -230,6 +230,20 @@ def submission_fail(submission_id: int, message: str, attempt: int | None = None
     )
 
 
+def submission_fail_over_time(submission_id: int) -> bool:
+    """The challenge's scoring time limit ran out (Celery's soft limit fired in the task)."""
+    limit = (
+        Competition.objects.filter(submissions__pk=submission_id)
+        .values_list("scoring_time_limit", flat=True)
+        .first()
+    )
+    return submission_fail(
+        submission_id,
+        f"Scoring took longer than this challenge's {limit} s limit and was stopped. "
+        "This submission does not count against your limits.",
+    )
+
+
 def submission_release(submission_id: int) -> None:
     """Hand a claimed submission back to the queue after a transient failure."""
     Submission.objects.filter(pk=submission_id, status=Submission.Status.SCORING).update(
@@ -264,6 +278,9 @@ def _predictions_from_model(competition: Competition, model: Path, workdir: Path
     if not competition.hidden_features:
         raise SolutionError(["The model challenge has no hidden test features."])
     out = workdir / "predictions.csv"
+    # The model's own run gets most of the challenge's time; reading and scoring need the rest.
+    wall = max(competition.scoring_time_limit - 15, 5)
+    limits = replace(SandboxLimits(), wall_seconds=wall, cpu_seconds=max(int(wall * 2), 10))
     predict_to_csv(
         model,
         _cached(competition.hidden_features),
@@ -272,6 +289,7 @@ def _predictions_from_model(competition: Competition, model: Path, workdir: Path
         submission_columns=competition.submission_columns,
         metric=competition.metric,
         classes=(competition.solution_info or {}).get("classes"),
+        limits=limits,
     )
     return out
 
@@ -285,8 +303,13 @@ def scoring_queue(competition: Competition) -> str:
 
 
 def _enqueue(submission_id: int) -> None:
-    kind = Submission.objects.filter(pk=submission_id).values_list("competition__kind", flat=True).first()
-    enqueue_scoring(submission_id, queue="models" if kind == Competition.Kind.MODEL else "scoring")
+    competition = (
+        Competition.objects.filter(submissions__pk=submission_id).only("kind", "scoring_time_limit").first()
+    )
+    if competition is not None:
+        enqueue_scoring(
+            submission_id, queue=scoring_queue(competition), time_limit=competition.scoring_time_limit
+        )
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ def competition_form(**overrides) -> dict:
         "total_limit": "",
         "max_upload_mb": "50",
         "team_size_limit": "5",
+        "scoring_time_limit": "120",
         "final_submission_count": "2",
         "data_files-TOTAL_FORMS": "0",
         "data_files-INITIAL_FORMS": "0",

@@ -182,7 +182,9 @@ def test_reaper_requeues_stuck_work_and_fails_it_after_the_budget(
     learner, joined, competition, settings, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, queue: sent.append((pk, queue)))
+    monkeypatch.setattr(
+        services, "enqueue_scoring", lambda pk, queue, time_limit: sent.append((pk, queue, time_limit))
+    )
     settings.HOLDOUT_STUCK_AFTER_SECONDS = 60
     settings.HOLDOUT_MAX_SCORING_ATTEMPTS = 2
     sub = submit(learner, competition, perfect_submission(competition))
@@ -191,7 +193,7 @@ def test_reaper_requeues_stuck_work_and_fails_it_after_the_budget(
 
     assert services.reap_stuck_submissions(now=timezone.now()) == {"requeued": 0, "failed": 0}
     assert services.reap_stuck_submissions(now=later) == {"requeued": 1, "failed": 0}
-    assert sent == [(sub.pk, "scoring")]
+    assert sent == [(sub.pk, "scoring", competition.scoring_time_limit)]
     later += timedelta(minutes=5)
     assert services.reap_stuck_submissions(now=later) == {"requeued": 1, "failed": 0}
     later += timedelta(minutes=5)
@@ -252,3 +254,28 @@ def test_a_result_is_stored_even_if_the_database_drops_out_for_a_moment(
     sub.refresh_from_db()
     assert len(failures) == 2
     assert (sub.status, sub.public_score) == (Submission.Status.SCORED, 1.0)
+
+
+def test_the_challenges_time_limit_travels_with_the_task_and_names_itself_when_hit(
+    learner, joined, competition, monkeypatch
+):
+    sent = []
+    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, **kw: sent.append(kw))
+    competition.scoring_time_limit = 42
+    competition.save()
+    sub = submit(learner, competition, perfect_submission(competition))
+    services._enqueue(sub.pk)
+    assert sent == [{"queue": "scoring", "time_limit": 42}]
+    services.submission_claim(sub.pk)
+    services.submission_fail_over_time(sub.pk)
+    sub.refresh_from_db()
+    assert sub.status == Submission.Status.FAILED
+    assert "42 s limit" in sub.error_message
+    assert selectors.submission_quota(joined.team).used_today == 0
+
+
+def test_a_challenge_cannot_ask_for_more_time_than_the_platform_allows(competition, settings):
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 100
+    competition.scoring_time_limit = 101
+    with pytest.raises(ValidationError, match="at most 100 s"):
+        competition.full_clean()

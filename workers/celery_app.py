@@ -29,19 +29,22 @@ def _ensure_filesystem_broker_folders() -> None:
         os.makedirs(options[key], exist_ok=True)
 
 
-def enqueue_scoring(submission_id: int, *, queue: str = "scoring") -> None:
+def enqueue_scoring(submission_id: int, *, queue: str = "scoring", time_limit: int | None = None) -> None:
     """Send a submission to a scoring queue by task name, so callers need not import tasks.
 
     Prediction files go to "scoring"; Keras models to "models", whose worker has TensorFlow.
+    `time_limit` is the challenge's soft limit in seconds; the hard limit follows 30 s later.
+    Both stay under the platform-wide limits, which the Redis visibility timeout exceeds.
     """
+    limits = {} if time_limit is None else {"soft_time_limit": time_limit, "time_limit": time_limit + 30}
     if app.conf.task_always_eager:
         # send_task never runs eagerly; tests and one-process set-ups run the task in-process.
         from workers import tasks
 
-        tasks.score_submission.apply(args=[submission_id])
+        tasks.score_submission.apply(args=[submission_id], **limits)
         return
     _ensure_filesystem_broker_folders()
-    app.send_task(SCORE_SUBMISSION, args=[submission_id], queue=queue)
+    app.send_task(SCORE_SUBMISSION, args=[submission_id], queue=queue, **limits)
 
 
 @app.on_after_configure.connect

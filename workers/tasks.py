@@ -4,7 +4,6 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
 from competitions import services
@@ -32,12 +31,7 @@ def score_submission(self, submission_id: int) -> str | None:
     try:
         outcome = services.submission_score(submission_id)
     except SoftTimeLimitExceeded:
-        limit = settings.CELERY_TASK_SOFT_TIME_LIMIT
-        services.submission_fail(
-            submission_id,
-            f"Scoring took longer than the {limit} s limit and was stopped. "
-            "This submission does not count against your limits.",
-        )
+        services.submission_fail_over_time(submission_id)
         return "failed"
     except DatabaseError:
         # The claim may have succeeded before the database went away: hand the row back so the

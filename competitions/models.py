@@ -255,6 +255,13 @@ class Competition(models.Model):
         return email in entries or domain in entries
 
     @property
+    def list_section(self) -> str:
+        """Where the competition list shows it: closed challenges that still score late
+        submissions form the practice library."""
+        phase = self.phase
+        return "practice" if phase == "closed" and self.late_submissions else phase
+
+    @property
     def phase(self) -> str:
         if not self.has_started():
             return "upcoming"

@@ -55,9 +55,9 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 
 def competition_list(request: HttpRequest) -> HttpResponse:
-    sections = {"active": [], "upcoming": [], "closed": []}
+    sections = {"active": [], "upcoming": [], "practice": [], "closed": []}
     for competition in Competition.objects.visible_to(request.user).order_by("deadline_at", "slug"):
-        sections[competition.phase].append(competition)
+        sections[competition.list_section].append(competition)
     sections["closed"].reverse()  # the most recently finished first
     return render(request, "competitions/competition_list.html", {"sections": sections})
 

@@ -112,3 +112,14 @@ def test_timeline_shows_every_deadline(client, organizer):
     page = client.get(reverse("competition_detail", args=[competition.slug])).content
     for label in (b"Started", b"Entry deadline", b"Team-merger deadline", b"Final deadline", b"Time left"):
         assert label in page
+
+
+def test_closed_challenges_with_late_submissions_form_the_practice_library(client, organizer):
+    practice = make_competition(organizer, slug="practice-me", late_submissions=True)
+    closed = make_competition(organizer, slug="just-closed")
+    Competition.objects.filter(pk__in=[practice.pk, closed.pk]).update(
+        deadline_at=timezone.now() - timedelta(days=1)
+    )
+    sections = client.get(reverse("competition_list")).context["sections"]
+    assert [c.slug for c in sections["practice"]] == ["practice-me"]
+    assert [c.slug for c in sections["closed"]] == ["just-closed"]

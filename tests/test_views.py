@@ -439,7 +439,7 @@ def test_status_json_reports_queued_then_failure_message(learner_client, learner
 
 def test_leaderboard_states_the_tie_rule(client, competition):
     page = client.get(reverse("competition_leaderboard", args=[competition.slug])).content.decode()
-    assert "Equal scores (at the precision shown) are ordered by the earlier submission." in page
+    assert "Equal scores (at the precision shown) share a rank; the earlier submission is listed first." in page
 
 
 def test_private_board_is_shown_first_after_the_deadline(client, learner, outsider, competition):

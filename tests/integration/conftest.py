@@ -208,9 +208,23 @@ class CeleryWorker:
     still there.
     """
 
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.env = env
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_dir: Path,
+        *,
+        queues: str = "scoring,default",
+        pool: str | None = None,
+        concurrency: int = 2,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        # queues, pool, concurrency and env may also be changed on a stopped worker before start():
+        # the model worker is `-Q models --pool solo` with HOLDOUT_MODEL_WORKER=1.
+        self.env = {**env, **(extra_env or {})}
         self.log_dir = log_dir
+        self.queues = queues
+        self.pool = pool
+        self.concurrency = concurrency
         self.name = f"holdout-integration-{uuid.uuid4().hex[:8]}@%h"
         self.process: subprocess.Popen | None = None
         self.log_files: list[Path] = []
@@ -226,11 +240,13 @@ class CeleryWorker:
         self.log_files.append(log_file)
         command = [
             sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
-            "-Q", "scoring,default", "--concurrency", "2", "--loglevel", "INFO",
+            "-Q", self.queues, "--concurrency", str(self.concurrency), "--loglevel", "INFO",
             "--hostname", self.name,
             # No cluster chatter: nothing here needs it, and mingle waits for replies at start.
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
+        if self.pool:
+            command += ["--pool", self.pool]
         with open(log_file, "wb") as out:
             # A session of its own, so that kill() can take down the pool processes with it.
             self.process = subprocess.Popen(

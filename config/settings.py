@@ -183,6 +183,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(BROKER_DIR / "out"),
         "data_folder_out": str(BROKER_DIR / "out"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Exchange bindings; kombu's default is ./control in the working directory.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
         # The filesystem transport polls; 50 ms keeps "scored within seconds" true locally.
         "polling_interval": 0.05,

@@ -25,7 +25,7 @@ def _ensure_filesystem_broker_folders() -> None:
     if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
         return
     options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         os.makedirs(options[key], exist_ok=True)
 
 

@@ -96,6 +96,28 @@ def competition_join(*, user, competition: Competition, invite_code: str | None 
     return participation
 
 
+TEAM_CHANGED = "Your team changed while this was being done (a merge); reload the page and try again."
+
+
+def lock_own_team(user, competition: Competition) -> tuple[Participation, Team]:
+    """Lock the user's current team row and return it with their participation.
+
+    The participation is read before the lock, so a merge that commits in between may have
+    moved the user and deleted the team that was read; the team is then looked up again. Every
+    write that counts or changes a team's submissions or members goes through here (or locks
+    the teams it merges), which serialises them per team.
+    """
+    for _ in range(3):
+        participation = Participation.objects.filter(user=user, competition=competition).first()
+        if participation is None:
+            raise ValidationError("Join the challenge (and accept its rules) first.")
+        team = Team.objects.select_for_update().filter(pk=participation.team_id).first()
+        if team is not None and (Participation.objects.filter(pk=participation.pk, team=team).exists()):
+            participation.team = team
+            return participation, team
+    raise ValidationError(TEAM_CHANGED)
+
+
 def unique_team_name(competition: Competition, base: str) -> str:
     name, n = base, 1
     while Team.objects.filter(competition=competition, name=name).exists():
@@ -117,8 +139,7 @@ def submission_create(
     IMMEDIATE, which serialises writers), so parallel uploads see each other's rows and can never
     push a team past its daily or total limit.
     """
-    participation = Participation.objects.filter(user=user, competition=competition).first()
-    if participation is None:
+    if not Participation.objects.filter(user=user, competition=competition).exists():
         raise ValidationError("Join the challenge (and accept its rules) before submitting.")
     is_organizer = competition.is_organizer(user)
     now = timezone.now()
@@ -137,7 +158,7 @@ def submission_create(
     if uploaded.size == 0:
         raise ValidationError("The file is empty.")
 
-    team = Team.objects.select_for_update().get(pk=participation.team_id)
+    _, team = lock_own_team(user, competition)
     quota = submission_quota(team, now)
     if quota.daily_left <= 0:
         raise ValidationError(
@@ -369,10 +390,13 @@ def submission_score(submission_id: int) -> ScoringOutcome | None:
 def submission_set_final(*, user, submission: Submission, selected: bool) -> Submission:
     """Select (or unselect) a submission for the private leaderboard, until the deadline."""
     competition = submission.competition
-    participation = Participation.objects.filter(user=user, competition=competition).first()
-    if participation is None or participation.team_id != submission.team_id:
+    if not Participation.objects.filter(
+        user=user, competition=competition, team_id=submission.team_id
+    ).exists():
         raise ValidationError("Only members of the team can select its submissions.")
-    team = Team.objects.select_for_update().get(pk=submission.team_id)
+    _, team = lock_own_team(user, competition)
+    if not Submission.objects.filter(pk=submission.pk, team=team).exists():
+        raise ValidationError(TEAM_CHANGED)
     if competition.has_ended():
         raise ValidationError("Final submissions cannot change after the deadline.")
     submission = Submission.objects.get(pk=submission.pk)

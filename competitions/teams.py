@@ -21,12 +21,15 @@ from competitions.models import (
     User,
     utc_day_start,
 )
-from competitions.services import competition_join, unique_team_name
+from competitions.services import TEAM_CHANGED, competition_join, lock_own_team, unique_team_name
 
 
 def _lock(*teams: Team) -> list[Team]:
+    """Lock teams in primary-key order; a team merged away meanwhile is a clear refusal."""
     ids = sorted({t.pk for t in teams})
     locked = {t.pk: t for t in Team.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+    if len(locked) != len(ids):
+        raise ValidationError(TEAM_CHANGED)
     return [locked[t.pk] for t in teams]
 
 
@@ -143,6 +146,10 @@ def team_join(*, user, team: Team, token: str | None = None) -> Team:
         participation = competition_join(user=user, competition=competition)
     own = participation.team
     into, other = _lock(team, own)
+    # The user's team was read before the locks: if a merge moved them since, stop rather than
+    # merge teammates they no longer share a team with.
+    if not Participation.objects.filter(pk=participation.pk, team=other).exists():
+        raise ValidationError(TEAM_CHANGED)
     _check_merge(into, other, timezone.now())
     _merge(into, other)
     return into
@@ -151,8 +158,7 @@ def team_join(*, user, team: Team, token: str | None = None) -> Team:
 @transaction.atomic
 def team_leave(*, user, competition: Competition) -> Team:
     """Leave a team for a new solo team; only while the team has not submitted (Kaggle)."""
-    participation = _member(user, competition)
-    (team,) = _lock(participation.team)
+    participation, team = lock_own_team(user, competition)
     if team.memberships.count() == 1:
         raise ValidationError("You are the only member of this team.")
     if Submission.objects.filter(team=team).exists():
@@ -165,8 +171,7 @@ def team_leave(*, user, competition: Competition) -> Team:
 
 @transaction.atomic
 def team_rename(*, user, competition: Competition, name: str) -> Team:
-    participation = _member(user, competition)
-    (team,) = _lock(participation.team)
+    _, team = lock_own_team(user, competition)
     team.name = name.strip()
     team.full_clean()
     team.save(update_fields=["name"])

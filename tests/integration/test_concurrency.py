@@ -30,7 +30,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from competitions import services, teams
-from competitions.models import Participation, Submission, Team, utc_day_start
+from competitions.models import Competition, Participation, Submission, Team, utc_day_start
 from tests.conftest import make_competition, make_user, perfect_submission
 from tests.integration.conftest import wait_until
 
@@ -148,12 +148,9 @@ def started_today(organizer, slug: str, **fields):
     return make_competition(organizer, slug=slug, start_at=utc_day_start(timezone.now()), **fields)
 
 
-def upload(competition) -> SimpleUploadedFile:
-    return SimpleUploadedFile("preds.csv", perfect_submission(competition))
-
-
-def submit(user, competition) -> Submission:
-    return services.submission_create(user=user, competition=competition, uploaded=upload(competition))
+def submit(user, competition, body: bytes | None = None) -> Submission:
+    upload = SimpleUploadedFile("preds.csv", body or perfect_submission(competition))
+    return services.submission_create(user=user, competition=competition, uploaded=upload)
 
 
 # --- Parallel uploads over HTTP ---------------------------------------------------------------
@@ -248,27 +245,6 @@ def test_parallel_uploads_by_one_team_accept_exactly_what_is_left(
     assert sorted(enqueued) == sorted(earlier | new)
 
 
-# --- Known bugs these races expose -------------------------------------------------------------
-#
-# Both services read the user's Participation (hence their team) before locking, and the team
-# they lock may be deleted meanwhile by a merge that held the lock first:
-# - teams._lock indexes the locked rows by the ids it was given, so a vanished team is a KeyError
-#   (a 500 for whoever clicked "accept" or opened the invite link);
-# - submission_create's Team.objects.select_for_update().get() raises Team.DoesNotExist (a 500 for
-#   the upload) instead of charging the submission to the team the user was merged into.
-# The transactions roll back, so the data stays consistent: the invariants below pass and only
-# the leaked exception fails the test. A gated schedule hits the bug every time (strict xfail:
-# the fix turns it into a failure that says to remove the marker); a barrier race only sometimes.
-
-
-def known_bug(error: type[BaseException], *, strict: bool, what: str):
-    return pytest.mark.xfail(raises=error, strict=strict, reason=f"known race: {what}")
-
-
-LOCK_KEYERROR = "teams._lock raises KeyError for a team merged away while it waited"
-SUBMIT_DOES_NOT_EXIST = "submission_create raises Team.DoesNotExist when the team merged away"
-
-
 # --- A merge racing with uploads of both teams -------------------------------------------------
 
 DAILY_LIMIT = 4
@@ -278,13 +254,10 @@ DAILY_LIMIT = 4
     "schedule",
     [
         # The merge takes A, then waits for B behind the gate ahead of B's uploads, so it wins B.
-        pytest.param(
-            "merge-locks-first",
-            marks=known_bug(Team.DoesNotExist, strict=True, what=SUBMIT_DOES_NOT_EXIST),
-        ),
+        "merge-locks-first",
         # Every upload is queued on its team's row before the merge asks for either.
         "uploads-lock-first",
-        pytest.param("barrier", marks=known_bug(Team.DoesNotExist, strict=False, what=SUBMIT_DOES_NOT_EXIST)),
+        "barrier",
     ],
 )
 def test_merge_racing_with_uploads_keeps_the_quota_and_every_submission(organizer, enqueued, schedule):
@@ -308,8 +281,14 @@ def test_merge_racing_with_uploads_keeps_the_quota_and_every_submission(organize
             lambda team, b=b: teams.team_join(user=b, team=team),
             lambda pk=team_a.pk: Team.objects.get(pk=pk),  # as the view loads it, before the race
         )
+        body = perfect_submission(competition)
         uploads = [
-            (f"{user.username}-upload-{i}", lambda _, user=user, c=competition: submit(user, c), lambda: None)
+            (
+                f"{user.username}-upload-{i}",
+                lambda own, user=user, body=body: submit(user, own, body),
+                # Model instances (and their open files) are not shared between threads.
+                lambda pk=competition.pk: Competition.objects.get(pk=pk),
+            )
             for user in (a, b)
             for i in (1, 2)
         ]
@@ -358,37 +337,33 @@ def test_merge_racing_with_uploads_keeps_the_quota_and_every_submission(organize
     [
         # Who joins whose team, in the order the gate admits them, and which solo teams it holds
         # (None: a barrier race, five rounds). The team size limit is 2, so exactly one merge can
-        # succeed in every case; under a gate the first one admitted wins.
+        # succeed in every case. The gate holds the row the first contender locks last, so it
+        # waits there holding the rest and the second queues behind it: the first admitted wins.
         pytest.param(
             [("y", "x"), ("x", "y")],
-            "xyz",
+            "y",
             id="swap-gate",
-            marks=known_bug(KeyError, strict=True, what=LOCK_KEYERROR),
         ),
         pytest.param(
             [("y", "x"), ("x", "y")],
             None,
             id="swap-barrier",
-            marks=known_bug(KeyError, strict=True, what=LOCK_KEYERROR),
         ),
         pytest.param(
             [("z", "x"), ("z", "y")],
-            "xyz",
+            "z",
             id="contested-gate",
-            marks=known_bug(KeyError, strict=True, what=LOCK_KEYERROR),
         ),
         pytest.param(
             [("z", "x"), ("z", "y")],
             None,
             id="contested-barrier",
-            marks=known_bug(KeyError, strict=False, what=LOCK_KEYERROR),
         ),
         # y's team merges into x's, then z tries to join y's (gone) team.
         pytest.param(
             [("y", "x"), ("z", "y")],
             "y",
             id="chain-merge-first-gate",
-            marks=known_bug(KeyError, strict=True, what=LOCK_KEYERROR),
         ),
         # z joins y's team, then y's now full team may not merge into x's.
         pytest.param([("z", "y"), ("y", "x")], "z", id="chain-join-first-gate"),
@@ -396,7 +371,6 @@ def test_merge_racing_with_uploads_keeps_the_quota_and_every_submission(organize
             [("y", "x"), ("z", "y")],
             None,
             id="chain-barrier",
-            marks=known_bug(KeyError, strict=False, what=LOCK_KEYERROR),
         ),
     ],
 )

@@ -95,6 +95,7 @@ def test_a_good_model_is_scored_by_the_model_worker_alone(
     assert submission.private_score == pytest.approx(right[1::2].mean())
     assert submission.attempts == 1
     assert model_worker.task_results() == ["'scored'"]
+    assert "model run: {'ok': True" in model_worker.log()  # it ran in the sandbox's child
     # The model worker left the CSV work alone: still queued, its message still in Redis.
     waiting.refresh_from_db()
     assert waiting.status == Submission.Status.QUEUED

@@ -167,3 +167,24 @@ def eager_celery(settings):
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = False
+
+
+def make_submission(
+    competition: Competition, team, user, public=None, private=None, *, hours_ago: float = 1, **extra
+):
+    """A submission row written directly (no file, no worker), scored unless `status` says
+    otherwise, dated `hours_ago` hours back so that it stays before a deadline a test moves to now."""
+    from competitions.models import Submission
+
+    extra.setdefault("status", Submission.Status.SCORED)
+    return Submission.objects.create(
+        competition=competition,
+        team=team,
+        submitted_by=user,
+        file="submissions/x",
+        original_name=extra.pop("original_name", "p.csv"),
+        public_score=public,
+        private_score=private,
+        created_at=extra.pop("created_at", timezone.now() - timedelta(hours=hours_ago)),
+        **extra,
+    )

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from competitions import selectors, services
 from competitions.models import Competition, Submission
-from tests.conftest import make_user
+from tests.conftest import make_submission, make_user
 
 SCORED, FAILED, QUEUED = Submission.Status.SCORED, Submission.Status.FAILED, Submission.Status.QUEUED
 
@@ -49,17 +49,7 @@ def _join_before_end(competition: Competition, username: str):
 
 def _sub(competition, team, user, public=None, private=None, *, status=SCORED, hours_ago: float = 5):
     """A submission made `hours_ago` hours before now (before any test's deadline)."""
-    return Submission.objects.create(
-        competition=competition,
-        team=team,
-        submitted_by=user,
-        file="submissions/x",
-        original_name="p.csv",
-        status=status,
-        public_score=public,
-        private_score=private,
-        created_at=timezone.now() - timedelta(hours=hours_ago),
-    )
+    return make_submission(competition, team, user, public, private, status=status, hours_ago=hours_ago)
 
 
 def _ranking(rows) -> list[tuple[int, str, float]]:

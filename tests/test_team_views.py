@@ -7,8 +7,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from competitions import services
-from competitions.models import Competition, Participation, Submission, TeamInvitation
-from tests.conftest import PASSWORD, make_competition, make_user
+from competitions.models import Competition, Participation, TeamInvitation
+from tests.conftest import PASSWORD, make_competition, make_submission, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -19,16 +19,7 @@ def login(client, user):
 
 
 def scored(competition, participation, public, private):
-    return Submission.objects.create(
-        competition=competition,
-        team=participation.team,
-        submitted_by=participation.user,
-        original_name="p.csv",
-        status=Submission.Status.SCORED,
-        public_score=public,
-        private_score=private,
-        created_at=timezone.now() - timedelta(hours=1),
-    )
+    return make_submission(competition, participation.team, participation.user, public, private)
 
 
 def test_invite_accept_and_see_the_team(client, competition, learner, joined):

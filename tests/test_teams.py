@@ -8,24 +8,14 @@ from django.utils import timezone
 
 from competitions import selectors, services, teams
 from competitions.models import Competition, Participation, Submission, Team, TeamInvitation
-from tests.conftest import make_competition, make_user
+from tests.conftest import make_competition, make_submission, make_user
 
 pytestmark = pytest.mark.django_db
 
 
 def scored(competition, team, public, private, *, minutes_ago=60, user=None, **extra) -> Submission:
     user = user or Participation.objects.filter(team=team).first().user
-    return Submission.objects.create(
-        competition=competition,
-        team=team,
-        submitted_by=user,
-        original_name="p.csv",
-        status=Submission.Status.SCORED,
-        public_score=public,
-        private_score=private,
-        created_at=timezone.now() - timedelta(minutes=minutes_ago),
-        **extra,
-    )
+    return make_submission(competition, team, user, public, private, hours_ago=minutes_ago / 60, **extra)
 
 
 def join(name, competition) -> Participation:

@@ -14,7 +14,7 @@ from django.utils.html import escape
 from competitions import selectors, services
 from competitions.models import Competition, DataFile, Participation, Submission, User
 from competitions.templatetags.holdout import markdown
-from tests.conftest import PASSWORD, make_competition, make_user, perfect_submission
+from tests.conftest import PASSWORD, make_competition, make_submission, make_user, perfect_submission
 
 # --- fixtures local to this file ------------------------------------------------------------
 
@@ -35,22 +35,8 @@ def data_file(competition) -> DataFile:
 
 
 def _scored(competition, team, user, *, public: float, private: float, **extra) -> Submission:
-    """A scored submission written directly, with scores chosen to be recognisable in pages.
-
-    It is dated an hour ago so that it stays before the deadline when a test ends the competition.
-    """
-    extra.setdefault("created_at", timezone.now() - timedelta(hours=1))
-    return Submission.objects.create(
-        competition=competition,
-        team=team,
-        submitted_by=user,
-        file="submissions/x",
-        original_name="preds.csv",
-        status=Submission.Status.SCORED,
-        public_score=public,
-        private_score=private,
-        **extra,
-    )
+    """A scored submission written directly, with scores chosen to be recognisable in pages."""
+    return make_submission(competition, team, user, public, private, original_name="preds.csv", **extra)
 
 
 def _end(competition: Competition) -> None:
@@ -439,7 +425,9 @@ def test_status_json_reports_queued_then_failure_message(learner_client, learner
 
 def test_leaderboard_states_the_tie_rule(client, competition):
     page = client.get(reverse("competition_leaderboard", args=[competition.slug])).content.decode()
-    assert "Equal scores (at the precision shown) share a rank; the earlier submission is listed first." in page
+    assert (
+        "Equal scores (at the precision shown) share a rank; the earlier submission is listed first." in page
+    )
 
 
 def test_private_board_is_shown_first_after_the_deadline(client, learner, outsider, competition):

@@ -14,7 +14,7 @@ help:
 	@echo "make demo    install, migrate, seed demo challenges, serve on http://127.0.0.1:$(PORT) with a worker"
 	@echo "make test    install and run the whole test suite"
 	@echo "make serve   run the web server only      make worker  run a Celery worker only"
-	@echo "make lint    ruff check + format check    make bench   run the scoring benchmark"
+	@echo "make lint    ruff check + format check    make bench   run the scoring benchmarks"
 
 $(STAMP): requirements.txt requirements-models.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Holdout needs Python 3.11 or newer (set PYTHON=python3.11)")'
@@ -58,8 +58,10 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Ratios against a baseline measured in the same run; see bench/README.md (load: bench/load.py).
 bench: install
 	$(BIN)/python bench/engine_vs_floor.py
+	$(BIN)/python bench/model_scoring.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

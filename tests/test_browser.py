@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from competitions.models import Submission
 from tests.conftest import make_competition, perfect_submission, require_service
@@ -42,6 +43,9 @@ def page(live_server):
         page.set_default_timeout(15_000)
         yield page
         browser.close()
+        # ORM calls made while Playwright's event loop runs keep their connection in that
+        # context; close it here, or PostgreSQL cannot drop the test database afterwards.
+        connections.close_all()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -85,15 +85,22 @@ def competition_join(*, user, competition: Competition, invite_code: str | None 
             raise ValidationError(
                 f"The entry deadline ({competition.effective_entry_deadline:%Y-%m-%d %H:%M} UTC) has passed."
             )
-    team = Team(competition=competition, name=unique_team_name(competition, user.username))
-    team.full_clean()
-    team.save()
-    participation = Participation(
-        user=user, competition=competition, team=team, rules_accepted_at=timezone.now()
-    )
-    participation.full_clean()
-    participation.save()
-    return participation
+    # A double-clicked Join, or two new teams picking the same name at once, collide on a unique
+    # constraint; the savepoint lets us look again instead of failing with a 500.
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                team = Team.objects.create(
+                    competition=competition, name=unique_team_name(competition, user.username)
+                )
+                return Participation.objects.create(
+                    user=user, competition=competition, team=team, rules_accepted_at=timezone.now()
+                )
+        except IntegrityError:
+            existing = Participation.objects.filter(user=user, competition=competition).first()
+            if existing:
+                return existing
+    raise ValidationError("Joining failed because of a conflict; please try again.")
 
 
 TEAM_CHANGED = "Your team changed while this was being done (a merge); reload the page and try again."
@@ -119,6 +126,8 @@ def lock_own_team(user, competition: Competition) -> tuple[Participation, Team]:
 
 
 def unique_team_name(competition: Competition, base: str) -> str:
+    # Usernames may be longer than team names; leave room for a " (n)" suffix.
+    base = base[: Team._meta.get_field("name").max_length - 8]
     name, n = base, 1
     while Team.objects.filter(competition=competition, name=name).exists():
         n += 1

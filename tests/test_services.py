@@ -279,3 +279,19 @@ def test_a_challenge_cannot_ask_for_more_time_than_the_platform_allows(competiti
     competition.scoring_time_limit = 101
     with pytest.raises(ValidationError, match="at most 100 s"):
         competition.full_clean()
+
+
+def test_a_team_name_taken_at_the_same_moment_is_retried(learner, competition, monkeypatch):
+    # Another join took the name between our check and our insert: the unique constraint fires.
+    names = iter(["lena", "lena (2)"])
+    Team.objects.create(competition=competition, name="lena")
+    monkeypatch.setattr(services, "unique_team_name", lambda competition, base: next(names))
+    participation = services.competition_join(user=learner, competition=competition)
+    assert participation.team.name == "lena (2)"
+
+
+def test_a_long_username_still_gets_a_valid_team_name(competition, db):
+    user = make_user("x" * 150)
+    team = services.competition_join(user=user, competition=competition).team
+    team.full_clean()
+    assert team.name == "x" * 92

@@ -68,7 +68,8 @@ CHALLENGES = [
         overview=(
             "Thirteen chemical measurements of wines grown in the same region of Italy by three "
             "different cultivators.\n\n**Your task:** predict the cultivar (`0`, `1` or `2`) of "
-            "each wine in `test.csv`.\n\nThis challenge has ended: its private leaderboard is final."
+            "each wine in `test.csv`.\n\nThis challenge has ended: its private leaderboard is final. "
+            "It stays open for practice: late submissions are scored on a separate board."
         ),
     ),
     DemoChallenge(
@@ -147,10 +148,12 @@ class Command(BaseCommand):
             if spec.kind == Competition.Kind.PREDICTIONS:
                 self._peer_submissions(competition, spec, peers)
             if spec.closed:
-                # Opened as a live challenge so the peers could join and submit; now it ends.
+                # Opened as a live challenge so the peers could join and submit; now it ends, and
+                # keeps scoring late submissions: the practice library's first entry.
                 competition.start_at = timezone.now() - timedelta(days=40)
                 competition.deadline_at = timezone.now() - timedelta(days=2)
-                competition.save(update_fields=["start_at", "deadline_at"])
+                competition.late_submissions = True
+                competition.save(update_fields=["start_at", "deadline_at", "late_submissions"])
             self.stdout.write(f"  {spec.slug}: created")
         self.stdout.write(self.style.SUCCESS("Demo accounts:"))
         self.stdout.write(f"  organizer (admin at /admin/): {ORGANIZER[0]} / {ORGANIZER[2]}")

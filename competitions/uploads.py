@@ -17,10 +17,10 @@ form)` turns that into "The file … is larger than …" on the form's file fiel
         "django.core.files.uploadhandler.TemporaryFileUploadHandler",
     ]
 
-The per-challenge limit (Competition.max_upload_mb, lower than the site-wide cap) is still
-checked by the form after the upload; this handler is the ceiling for every upload on the
-site, the admin and the API included. A reverse proxy in front (nginx `client_max_body_size`)
-should stop bodies past the same ceiling before they reach Python at all.
+On the submission endpoints (the Submit page and the API's submit) the cap is the challenge's
+own limit (Competition.max_upload_mb) when it is lower; everywhere else, the admin included,
+it is the site-wide ceiling. A reverse proxy in front (nginx `client_max_body_size`) should
+stop bodies past the ceiling before they reach Python at all.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
+from django.urls import Resolver404, resolve
+
+from competitions.models import Competition
 
 REJECTED_ATTRIBUTE = "rejected_uploads"
 
@@ -48,8 +51,8 @@ class RejectedUpload:
         # Plain spaces: the message also goes out in JSON and plain-text API errors.
         limit = filesizeformat(self.limit_bytes).replace("\xa0", " ")
         return (
-            f"The file “{name}” is larger than {limit}, the most Holdout "
-            "accepts, so it was not uploaded. Compress it (.csv.gz or .zip) or upload a smaller file."
+            f"The file “{name}” is larger than {limit}, the most accepted here, so it was not "
+            "uploaded. Compress it (.csv.gz or .zip) or upload a smaller file."
         )
 
 
@@ -60,10 +63,29 @@ class SizeCappedUploadHandler(FileUploadHandler):
     handler after it still builds the UploadedFile for files within the cap.
     """
 
+    SUBMISSION_URLS = {"competition_submit", "api_submission_list"}
+
     def __init__(self, request: HttpRequest | None = None) -> None:
         super().__init__(request)
         # Read per request, so a test's `settings` override (or a deploy's env) applies.
-        self.limit = int(settings.HOLDOUT_MAX_UPLOAD_BYTES)
+        self.limit = min(int(settings.HOLDOUT_MAX_UPLOAD_BYTES), self._challenge_limit(request))
+
+    def _challenge_limit(self, request: HttpRequest | None) -> int | float:
+        """The challenge's own upload limit when this request submits to one."""
+        if request is None:
+            return float("inf")
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return float("inf")
+        if match.url_name not in self.SUBMISSION_URLS:
+            return float("inf")
+        mb = (
+            Competition.objects.filter(slug=match.kwargs.get("slug"))
+            .values_list("max_upload_mb", flat=True)
+            .first()
+        )
+        return float("inf") if mb is None else mb * 1024 * 1024
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         # `start` counts this file's bytes before this chunk (the parser resets it per file).

@@ -279,7 +279,7 @@ def test_common_variants_of_a_valid_file_are_scored(
     [
         (Case("empty", b"", ""), "The submitted file is empty."),
         (Case("wrong-extension", GOOD, "", "preds.xlsx"), "Upload a .csv file"),
-        (Case("larger-than-the-challenge-allows", GOOD + b"r0,0.5\n" * 200_000, ""), "accepts at most 1.0"),
+        (Case("larger-than-the-challenge-allows", GOOD + b"r0,0.5\n" * 200_000, ""), "is larger than 1.0 MB"),
     ],
     ids=lambda v: v.id if isinstance(v, Case) else "",
 )

@@ -156,3 +156,22 @@ def test_submit_page_says_the_file_is_too_large(client, learner, joined, competi
     page = response.content.decode()
     assert escape("The file “preds.csv” is larger than 4.0 KB") in page
     assert "This field is required" not in page
+
+
+def test_the_challenges_own_limit_applies_while_the_file_streams(
+    client, learner, joined, competition, capped
+):
+    # A generous site-wide cap: the challenge's own 1 MB limit is the one that must bite.
+    capped.HOLDOUT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+    competition.max_upload_mb = 1
+    competition.save()
+    client.force_login(learner)
+    body = b"id,target\n" + b"r000,0.5\n" * 120_000  # about 1.1 MB
+    response = client.post(
+        reverse("competition_submit", args=[competition.slug]),
+        {"file": SimpleUploadedFile("preds.csv", body)},
+    )
+    assert response.status_code == 400
+    assert escape("The file “preds.csv” is larger than 1.0 MB") in response.content.decode()
+    assert os.listdir(capped.FILE_UPLOAD_TEMP_DIR) == []  # never written whole
+    assert not Submission.objects.exists()

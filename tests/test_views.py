@@ -328,7 +328,7 @@ def test_daily_limit_reached_is_a_form_error(learner_client, learner, organizer)
 
 @pytest.mark.parametrize(
     ("name", "size_mb", "message"),
-    [("preds.txt", 0, "Upload a .csv file"), ("preds.csv", 2, "accepts at most 1.0")],
+    [("preds.txt", 0, "Upload a .csv file"), ("preds.csv", 2, "is larger than 1.0 MB")],
 )
 def test_form_rejects_wrong_names_and_oversized_files(
     learner_client, learner, organizer, name, size_mb, message

@@ -106,3 +106,38 @@ def test_submission_lost_with_the_broker_is_recovered_by_the_reaper(
     assert submission.status == Submission.Status.SCORED, submission.error_message
     assert (submission.attempts, submission.requeues) == (1, 1)
     assert stopped_celery_worker.wait_for_task_results(1) == ["'scored'"]
+
+
+def test_database_connection_lost_while_scoring_is_survived_without_rescoring(
+    stopped_celery_worker, celery_broker, organizer, learner
+):
+    """PostgreSQL drops the worker's connection while it scores: the result is still stored,
+    by the same run (the store is retried on a fresh connection), not by a retry or the reaper."""
+    from django.db import connection
+
+    worker = stopped_celery_worker
+    competition = make_competition(organizer)
+    services.competition_join(user=learner, competition=competition)
+    submission = submit(learner, competition, perfect_submission(competition))
+    stored = Path(submission.file.path)
+    body = stored.read_bytes()
+    stored.unlink()
+    os.mkfifo(stored)  # the worker claims the row, then blocks reading the upload
+    worker.start()
+    wait_for_status(submission, {Submission.Status.SCORING})
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        (terminated,) = cursor.fetchone()
+    assert terminated >= 1  # the scoring process's connection, at least
+    with open(stored, "wb") as fifo:  # let the worker read the upload and finish scoring
+        fifo.write(body)
+
+    submission = wait_for_status(submission)
+    assert submission.status == Submission.Status.SCORED, submission.error_message
+    assert (submission.public_score, submission.attempts, submission.requeues) == (1.0, 1, 0)
+    assert worker.wait_for_task_results(1) == ["'scored'"]
+    assert "database unavailable storing submission" in worker.log()

@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from competitions import selectors, services
 from competitions.bundles import export_competition, import_competition
-from competitions.csvexport import SafeWriter
+from competitions.csvexport import csv_attachment, write_leaderboard
 from competitions.models import Competition, DataFile, Participation, RescoreRun, Submission, Team, User
 
 SPLIT_FIELDS = ("public_fraction", "split_seed")
@@ -384,9 +384,7 @@ class CompetitionAdmin(OrganizerScopedAdmin):
 
     @admin.action(description="Export all submissions with both scores (CSV)")
     def export_submissions(self, request: HttpRequest, queryset) -> HttpResponse:
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="submissions.csv"'
-        writer = SafeWriter(response)
+        response, writer = csv_attachment("submissions.csv")
         writer.writerow(SUBMISSION_EXPORT_COLUMNS)
         subs = Submission.objects.filter(competition__in=queryset).select_related(
             "competition", "team", "submitted_by"
@@ -455,24 +453,8 @@ class CompetitionAdmin(OrganizerScopedAdmin):
         if not self.has_view_permission(request, competition) or board not in ("public", "private"):
             return HttpResponse(status=404)
         rows = selectors.leaderboard(competition, board=board, reveal_private=True)
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{competition.slug}-{board}-leaderboard.csv"'
-        writer = SafeWriter(response)
-        writer.writerow(
-            ["rank", "team", "members", "score", "entries", "last_submission_utc", "submission_id"]
-        )
-        for row in rows:
-            writer.writerow(
-                [
-                    row.rank,
-                    row.team_name,
-                    " ".join(row.members),
-                    competition.format_score(row.score),
-                    row.entries,
-                    row.last_submitted_at.isoformat(),
-                    row.submission_id,
-                ]
-            )
+        response, writer = csv_attachment(f"{competition.slug}-{board}-leaderboard.csv")
+        write_leaderboard(writer, competition, rows, submission_ids=True)
         return response
 
 

@@ -9,6 +9,8 @@ an organizer opening a leaderboard export could run one. Such cells get a leadin
 import csv
 from typing import Any
 
+from django.http import HttpResponse
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -39,3 +41,30 @@ class SafeWriter:
     def writerows(self, rows) -> None:
         for row in rows:
             self.writerow(row)
+
+
+def csv_attachment(filename: str) -> tuple[HttpResponse, SafeWriter]:
+    """A CSV download response and a formula-safe writer into it."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response, SafeWriter(response)
+
+
+def write_leaderboard(writer: SafeWriter, competition, rows, *, submission_ids: bool = False) -> None:
+    """Holdout's leaderboard export; organizers' copy also names each row's submission."""
+    writer.writerow(
+        ["rank", "team", "members", "score", "entries", "last_submission_utc"]
+        + (["submission_id"] if submission_ids else [])
+    )
+    for row in rows:
+        writer.writerow(
+            [
+                row.rank or "baseline",
+                row.team_name,
+                " ".join(row.members),
+                competition.format_score(row.score),
+                row.entries,
+                row.last_submitted_at.isoformat(),
+            ]
+            + ([row.submission_id] if submission_ids else [])
+        )

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from competitions import selectors, services, teams
-from competitions.csvexport import SafeWriter
+from competitions.csvexport import csv_attachment, write_leaderboard
 from competitions.forms import InviteForm, TeamNameForm
 from competitions.models import Competition, Submission, TeamInvitation
 from competitions.views import _boards, _competition_page
@@ -123,20 +123,8 @@ def leaderboard_csv(request: HttpRequest, slug: str) -> HttpResponse:
     if board not in _boards(competition):
         raise Http404("That leaderboard is not available.")
     rows = selectors.leaderboard(competition, board=board)
-    response = _csv_response(f"{competition.slug}-{board}-leaderboard.csv")
-    writer = SafeWriter(response)
-    writer.writerow(["rank", "team", "members", "score", "entries", "last_submission_utc"])
-    for row in rows:
-        writer.writerow(
-            [
-                row.rank or "baseline",
-                row.team_name,
-                " ".join(row.members),
-                competition.format_score(row.score),
-                row.entries,
-                row.last_submitted_at.isoformat(),
-            ]
-        )
+    response, writer = csv_attachment(f"{competition.slug}-{board}-leaderboard.csv")
+    write_leaderboard(writer, competition, rows)
     return response
 
 
@@ -147,8 +135,7 @@ def my_submissions_csv(request: HttpRequest, slug: str) -> HttpResponse:
     if participation is None:
         raise Http404("Join the challenge first.")
     show_private = competition.has_ended()
-    response = _csv_response(f"{competition.slug}-my-submissions.csv")
-    writer = SafeWriter(response)
+    response, writer = csv_attachment(f"{competition.slug}-my-submissions.csv")
     writer.writerow(
         ["id", "submitted_utc", "file", "description", "status", "public_score"]
         + (["private_score"] if show_private else [])
@@ -167,10 +154,4 @@ def my_submissions_csv(request: HttpRequest, slug: str) -> HttpResponse:
             + ([competition.format_score(sub.private_score)] if show_private else [])
             + [sub.is_final, sub.is_late, sub.error_message]
         )
-    return response
-
-
-def _csv_response(filename: str) -> HttpResponse:
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from competitions import views
+from competitions import team_views, views
 
 urlpatterns = [
     path("", views.competition_list, name="competition_list"),
@@ -19,4 +19,11 @@ urlpatterns = [
         views.submission_status,
         name="submission_status",
     ),
+    # Teams, final selection and participants' CSV exports.
+    path("c/<slug:slug>/team/", team_views.team_page, name="team_page"),
+    path("c/<slug:slug>/team/invitations/<int:pk>/", team_views.invitation_answer, name="invitation_answer"),
+    path("c/<slug:slug>/team/join/<str:token>/", team_views.team_join_link, name="team_join_link"),
+    path("c/<slug:slug>/submissions/<int:pk>/final/", team_views.submission_select, name="submission_select"),
+    path("c/<slug:slug>/leaderboard.csv", team_views.leaderboard_csv, name="leaderboard_csv"),
+    path("c/<slug:slug>/submissions.csv", team_views.my_submissions_csv, name="my_submissions_csv"),
 ]

@@ -11,5 +11,4 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("config.api_urls")),
     path("", include("competitions.urls")),
-    path("", include("competitions.team_urls")),
 ]

@@ -112,7 +112,7 @@ def import_competition(path: Path, *, organizer=None) -> Competition:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError):
         raise ValidationError("The bundle is not a readable zip file.") from None
-    with zf, tempfile.TemporaryDirectory(prefix="holdout-bundle-") as tmp:
+    with zf:
         names = set(zf.namelist())
         bad = [n for n in names if not _safe_member(n)]
         if bad:
@@ -168,12 +168,9 @@ def import_competition(path: Path, *, organizer=None) -> Competition:
                     f"The solution {solution_name!r} is listed in the manifest but not in the bundle."
                 )
             elif not missing:
-                local = Path(tmp) / "solution.csv"
-                with zf.open(member) as src, open(local, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1024 * 1024)
                 try:
-                    with open(local, "rb") as fh:
-                        prepared = services.solution_prepare_for(competition, File(fh))
+                    with zf.open(member) as fh:
+                        prepared = services.solution_prepare_for(competition, File(fh, name=solution_name))
                 except ValidationError as exc:
                     errors += [f"Solution: {m}" for m in exc.messages]
                 expected = manifest.get("split_checksum")
@@ -214,7 +211,7 @@ def import_competition(path: Path, *, organizer=None) -> Competition:
                         data_file.file.save(entry["name"], File(fh), save=False)
                     data_file.save()
                 if prepared:
-                    with open(Path(tmp) / "solution.csv", "rb") as fh:
+                    with zf.open(f"solution/{solution_name}") as fh:
                         services.competition_set_solution(
                             competition,
                             source=File(fh),

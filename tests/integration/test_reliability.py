@@ -33,6 +33,20 @@ def reap_as_if_stuck(settings) -> dict[str, int]:
     return services.reap_stuck_submissions(now=later)
 
 
+def submission_blocked_mid_scoring(organizer, learner) -> tuple[Submission, Path, bytes]:
+    """A submission whose stored upload is replaced by a FIFO: a worker claims the row, then
+    blocks reading the file, so a fault lands mid-scoring every time without any test hook in
+    production code. Returns the submission, the FIFO's path and the upload's real bytes."""
+    competition = make_competition(organizer)
+    services.competition_join(user=learner, competition=competition)
+    submission = submit(learner, competition, perfect_submission(competition))
+    stored = Path(submission.file.path)
+    body = stored.read_bytes()
+    stored.unlink()
+    os.mkfifo(stored)
+    return submission, stored, body
+
+
 def oldest_unacked_age(broker) -> float | None:
     """Seconds since the oldest message still unacknowledged in Redis was delivered."""
     oldest = broker.zrange("unacked_index", 0, 0, withscores=True)
@@ -44,15 +58,7 @@ def test_worker_killed_while_scoring_ends_scored_exactly_once(
     victim, stopped_celery_worker, celery_broker, organizer, learner, settings
 ):
     worker = stopped_celery_worker
-    competition = make_competition(organizer)
-    services.competition_join(user=learner, competition=competition)
-    submission = submit(learner, competition, perfect_submission(competition))
-    # Put a FIFO where the upload is stored: the worker claims the row, then blocks opening the
-    # file, so the kill lands mid-scoring every time without any test hook in production code.
-    stored = Path(submission.file.path)
-    body = stored.read_bytes()
-    stored.unlink()
-    os.mkfifo(stored)
+    submission, stored, body = submission_blocked_mid_scoring(organizer, learner)
     worker.start()
     wait_for_status(submission, {Submission.Status.SCORING})
 
@@ -116,13 +122,7 @@ def test_database_connection_lost_while_scoring_is_survived_without_rescoring(
     from django.db import connection
 
     worker = stopped_celery_worker
-    competition = make_competition(organizer)
-    services.competition_join(user=learner, competition=competition)
-    submission = submit(learner, competition, perfect_submission(competition))
-    stored = Path(submission.file.path)
-    body = stored.read_bytes()
-    stored.unlink()
-    os.mkfifo(stored)  # the worker claims the row, then blocks reading the upload
+    submission, stored, body = submission_blocked_mid_scoring(organizer, learner)
     worker.start()
     wait_for_status(submission, {Submission.Status.SCORING})
 

@@ -376,8 +376,8 @@ class Participation(models.Model):
 
 class SubmissionQuerySet(models.QuerySet):
     def charged(self) -> "SubmissionQuerySet":
-        """Submissions that count against limits: everything except those that failed."""
-        return self.exclude(status=Submission.Status.FAILED)
+        """Submissions that count against limits: all but those that failed uncharged."""
+        return self.filter(charged=True)
 
     def on_utc_day(self, moment: datetime) -> "SubmissionQuerySet":
         start = utc_day_start(moment)
@@ -416,6 +416,11 @@ class Submission(models.Model):
         default=False, help_text="Shown on the boards as an unranked reference row."
     )
     disqualified_reason = models.TextField(blank=True)
+    charged = models.BooleanField(
+        default=True,
+        help_text="Counts against the team's limits. Cleared when a submission fails because of its "
+        "file's format or a problem on the platform's side; kept when it fails at metric time.",
+    )
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -249,7 +249,9 @@ def _finish(submission_id: int, attempt: int | None = None, **fields) -> bool:
     return False
 
 
-def submission_fail(submission_id: int, message: str, attempt: int | None = None) -> bool:
+def submission_fail(
+    submission_id: int, message: str, attempt: int | None = None, *, charged: bool = False
+) -> bool:
     return _finish(
         submission_id,
         attempt,
@@ -257,6 +259,7 @@ def submission_fail(submission_id: int, message: str, attempt: int | None = None
         error_message=message,
         public_score=None,
         private_score=None,
+        charged=charged,
     )
 
 
@@ -353,7 +356,8 @@ def submission_score(submission_id: int) -> ScoringOutcome | None:
 
     Learner mistakes (ScoringError) and organizer mistakes (SolutionError) end as FAILED with a
     message that never mentions the split; an unexpected bug also ends as FAILED with a generic
-    message, so no row is left "scoring". Failed submissions are not charged against limits.
+    message, so no row is left "scoring". A failure is charged only when the engine says so
+    (``ScoringError.charged``: the file was valid but its score could not be computed).
     Transient infrastructure errors propagate so the task can retry.
     """
     attempt = submission_claim(submission_id)
@@ -369,7 +373,7 @@ def submission_score(submission_id: int) -> ScoringOutcome | None:
                 upload = _predictions_from_model(competition, upload, Path(tmp))
             result = score_submission(upload, solution_path, metric=competition.metric, limits=_limits())
     except ScoringError as exc:
-        submission_fail(submission_id, str(exc), attempt)
+        submission_fail(submission_id, str(exc), attempt, charged=exc.charged)
         return ScoringOutcome(Submission.Status.FAILED, str(exc))
     except SolutionError:
         log.exception("solution of %s cannot score submission %s", competition.slug, submission_id)
@@ -514,6 +518,7 @@ def reap_stuck_submissions(now: datetime | None = None) -> dict[str, int]:
         if sub.requeues >= settings.HOLDOUT_MAX_SCORING_ATTEMPTS:
             failed += same.update(
                 status=Submission.Status.FAILED,
+                charged=False,
                 scored_at=now,
                 error_message=(
                     "Scoring did not finish after several attempts. This submission does not "

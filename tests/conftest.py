@@ -177,6 +177,8 @@ def make_submission(
     from competitions.models import Submission
 
     extra.setdefault("status", Submission.Status.SCORED)
+    # A failure written directly is the common, uncharged kind (a bad file).
+    extra.setdefault("charged", extra["status"] != Submission.Status.FAILED)
     return Submission.objects.create(
         competition=competition,
         team=team,

@@ -236,6 +236,7 @@ def test_quota_counts_todays_charged_submissions_and_resets_at_utc_midnight(boar
             file="x",
             original_name="p.csv",
             status=status,
+            charged=status != FAILED,
             created_at=now - timedelta(hours=hours_before),
         )
 

@@ -85,7 +85,7 @@ def test_daily_limit_is_enforced_and_failed_submissions_are_not_charged(learner,
     body = perfect_submission(competition)
     submit(learner, competition, body)
     failed = submit(learner, competition, body)
-    Submission.objects.filter(pk=failed.pk).update(status=Submission.Status.FAILED)
+    Submission.objects.filter(pk=failed.pk).update(status=Submission.Status.FAILED, charged=False)
     submit(learner, competition, body)
     with pytest.raises(ValidationError, match="used all 2 submissions for today"):
         submit(learner, competition, body)

@@ -107,7 +107,11 @@ def test_failed_submissions_do_not_count_towards_the_merge_quota(organizer):
     ann, bob = join("ann", competition), join("bob", competition)
     scored(competition, ann.team, 0.5, 0.5)
     Submission.objects.create(
-        competition=competition, team=bob.team, original_name="x", status=Submission.Status.FAILED
+        competition=competition,
+        team=bob.team,
+        original_name="x",
+        status=Submission.Status.FAILED,
+        charged=False,
     )
     assert teams.merge_quota(ann.team, bob.team).submissions == 1
 

@@ -6,7 +6,18 @@ the rows are split between the leaderboards.
 
 
 class ScoringError(Exception):
-    """A submission is invalid; ``str(error)`` is shown to the learner."""
+    """A submission is invalid; ``str(error)`` is shown to the learner.
+
+    ``charged`` says whether the failed submission counts against the team's limits. Problems
+    with the file itself (format, ids, values out of range) are free, so a learner can fix and
+    resubmit; a file that passes every check but whose score cannot be computed, or a model
+    whose own outputs are unusable, is charged like a scored submission: otherwise a free
+    failure would answer questions about hidden rows at no cost.
+    """
+
+    def __init__(self, message: str, *, charged: bool = False) -> None:
+        super().__init__(message)
+        self.charged = charged
 
 
 class SolutionError(Exception):

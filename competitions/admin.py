@@ -109,8 +109,9 @@ class CompetitionAdminForm(forms.ModelForm):
     resplit = forms.BooleanField(
         required=False,
         label="Re-split the solution",
-        help_text="Confirm that changing the public fraction or seed re-assigns rows between the "
-        "public and private boards. Existing submissions should then be re-scored.",
+        help_text="Draw a new public/private split (secret unless a seed is set). Needed to confirm a "
+        "change of the public fraction or seed; otherwise the stored split is kept, also when a "
+        "solution with the same ids is uploaded again. Existing submissions should then be re-scored.",
     )
 
     class Meta:
@@ -132,11 +133,12 @@ class CompetitionAdminForm(forms.ModelForm):
                     "solution” to re-assign rows, or restore the previous values."
                 }
             )
+        resplit = bool(cleaned.get("resplit"))
         needs_prepare = upload or (
-            has_solution and (split_changed or any(f in self.changed_data for f in PREPARE_FIELDS))
+            has_solution and (resplit or split_changed or any(f in self.changed_data for f in PREPARE_FIELDS))
         )
         if needs_prepare:
-            self._prepare(cleaned, upload)
+            self._prepare(cleaned, upload, resplit=resplit)
         self._check_features(cleaned)
         return cleaned
 
@@ -154,8 +156,9 @@ class CompetitionAdminForm(forms.ModelForm):
         except ValidationError as exc:
             self.add_error("features_upload", exc.messages)
 
-    def _prepare(self, cleaned: dict, upload) -> None:
+    def _prepare(self, cleaned: dict, upload, *, resplit: bool) -> None:
         source = upload or self.instance.solution.open("rb")
+        keep = None if resplit or not self.instance.pk else services.stored_split(self.instance)
         try:
             self.prepared = services.solution_prepare_upload(
                 source,
@@ -164,6 +167,7 @@ class CompetitionAdminForm(forms.ModelForm):
                 metric=cleaned["metric"],
                 public_fraction=cleaned["public_fraction"],
                 seed=cleaned["split_seed"],
+                keep_split=keep,
             )
         except ValidationError as exc:
             self.add_error("solution_upload" if upload else None, exc.messages)
@@ -180,7 +184,7 @@ class DataFileInline(admin.TabularInline):
 
     has_change_permission = has_delete_permission = has_view_permission = has_add_permission
     extra = 1
-    fields = ("name", "file", "description", "size")
+    fields = ("name", "file", "description", "is_training", "size")
     readonly_fields = ("size",)
 
 
@@ -266,11 +270,15 @@ class CompetitionAdmin(OrganizerScopedAdmin):
         info = obj.solution_info
         if not info:
             return "No solution yet: participants cannot submit until one is uploaded."
-        source = (
-            "the Usage column"
-            if info["split_source"] == "usage_column"
-            else (f"a random split (fraction {obj.split_fraction_used}, seed {obj.split_seed_used})")
-        )
+        split_source = info["split_source"]
+        if split_source == "random" and obj.split_seed_used is not None:
+            split_source = "seeded"  # prepared before splits became secret by default
+        source = {
+            "usage_column": "the Usage column",
+            "seeded": f"a seeded random split (fraction {obj.split_fraction_used}, seed "
+            f"{obj.split_seed_used}) — derivable by anyone who knows the seed; tick “Re-split” "
+            "with an empty seed to draw a secret one",
+        }.get(split_source, f"a secret random split (fraction {obj.split_fraction_used})")
         parts = [
             format_html(
                 "<strong>{}</strong> — {} rows: {} public, {} private, from {}.",
@@ -350,15 +358,17 @@ class CompetitionAdmin(OrganizerScopedAdmin):
             # Whoever creates a challenge organizes it (and so keeps access to it).
             form.instance.organizers.add(request.user)
 
-    @admin.action(description="Generate sample_submission.csv from the solution")
+    @admin.action(description="Generate sample_submission.csv (a constant from the training data)")
     def generate_sample_submission(self, request: HttpRequest, queryset) -> None:
         for competition in queryset:
             try:
-                services.competition_generate_sample_submission(competition)
+                data_file = services.competition_generate_sample_submission(competition)
             except ValidationError as exc:
                 self.message_user(request, f"{competition}: {' '.join(exc.messages)}", messages.ERROR)
             else:
-                self.message_user(request, f"{competition}: sample_submission.csv generated.")
+                self.message_user(
+                    request, f"{competition}: sample_submission.csv generated. {data_file.description}"
+                )
 
     @admin.display(description="Invite link (unlisted challenges)")
     def invite_link(self, obj: Competition) -> str:

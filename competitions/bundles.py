@@ -7,9 +7,11 @@ Layout (documented in docs/bundles.md):
     solution/<name>      the hidden solution CSV as the organizer uploaded it
     features/<name>      model challenges: the hidden test features
 
-The split is not copied row by row: it is a pure function of the solution, the seed and the
-fraction (or the Usage column), so import re-derives it and then checks it against the
-manifest's checksum, which makes export → import exact or loudly wrong.
+    split.parquet        the public/private assignment (id, public) of a random split
+
+Random splits are secret (drawn from the operating system's random source), so the bundle
+carries the assignment itself; import keeps it and checks it against the manifest's checksum,
+which makes export → import exact or loudly wrong. A bundle is as secret as its solution.
 """
 
 import hashlib
@@ -53,6 +55,7 @@ SETTINGS = (
 )
 DATES = ("start_at", "entry_deadline_at", "merger_deadline_at", "deadline_at")
 MAX_MEMBER_BYTES = 2 * 1024**3
+SPLIT_MEMBER = "split.parquet"
 
 
 def split_checksum(prepared_path: Path) -> str:
@@ -63,13 +66,17 @@ def split_checksum(prepared_path: Path) -> str:
     return hashlib.sha256("\n".join(public_ids).encode()).hexdigest()
 
 
-def _prepared_checksum(competition: Competition) -> str | None:
+def _write_split(competition: Competition, zf: zipfile.ZipFile) -> str | None:
+    """Add the competition's split to the bundle as split.parquet; return its checksum."""
     if not competition.prepared_solution:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "prepared.parquet"
         with competition.prepared_solution.open("rb") as src, open(local, "wb") as dst:
             shutil.copyfileobj(src, dst)
+        split = Path(tmp) / "split.parquet"
+        pq.write_table(pq.read_table(local, columns=["id", "public"]), split, compression="zstd")
+        zf.write(split, SPLIT_MEMBER)
         return split_checksum(local)
 
 
@@ -84,10 +91,10 @@ def export_competition(competition: Competition, path: Path) -> None:
         "data_files": [{"name": f.name, "description": f.description} for f in competition.data_files.all()],
         "solution": competition.solution_name or None,
         "features": competition.hidden_features_name or None,
-        "split_checksum": _prepared_checksum(competition),
         "solution_info": competition.solution_info,
     }
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        manifest["split_checksum"] = _write_split(competition, zf)
         zf.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
         for page in PAGES:
             zf.writestr(f"pages/{page}.md", getattr(competition, page))
@@ -168,11 +175,17 @@ def import_competition(path: Path, *, organizer=None) -> Competition:
                     f"The solution {solution_name!r} is listed in the manifest but not in the bundle."
                 )
             elif not missing:
-                try:
-                    with zf.open(member) as fh:
-                        prepared = services.solution_prepare_for(competition, File(fh, name=solution_name))
-                except ValidationError as exc:
-                    errors += [f"Solution: {m}" for m in exc.messages]
+                with tempfile.TemporaryDirectory(prefix="holdout-bundle-") as tmp:
+                    split = None
+                    if SPLIT_MEMBER in names:
+                        split = Path(zf.extract(SPLIT_MEMBER, tmp))
+                    try:
+                        with zf.open(member) as fh:
+                            prepared = services.solution_prepare_for(
+                                competition, File(fh, name=solution_name), keep_split=split
+                            )
+                    except ValidationError as exc:
+                        errors += [f"Solution: {m}" for m in exc.messages]
                 expected = manifest.get("split_checksum")
                 if prepared and expected and split_checksum(prepared[0]) != expected:
                     errors.append("The re-derived public/private split differs from the exported one.")

@@ -156,7 +156,14 @@ class Competition(models.Model):
         validators=[MinValueValidator(0.01), MaxValueValidator(0.99)],
         help_text="Share of test rows on the public leaderboard when the solution has no Usage column.",
     )
-    split_seed = models.PositiveIntegerField(default=0, help_text="Seed of the random public/private split.")
+    split_seed = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=None,
+        help_text="Leave empty (recommended): the split is drawn from a secret random source. A seed "
+        "makes the split reproducible from the test ids, so anyone who learns or guesses it can "
+        "compute which rows are public and which private; use one only for a bundle you keep.",
+    )
     daily_limit = models.PositiveSmallIntegerField(
         default=5, validators=[MinValueValidator(1)], help_text="Submissions per team per UTC day."
     )
@@ -314,6 +321,12 @@ class DataFile(models.Model):
     )
     file = models.FileField(upload_to=_data_file_path)
     description = models.CharField(max_length=300, blank=True)
+    is_training = models.BooleanField(
+        "training data",
+        default=False,
+        help_text="The training CSV, with the id and target columns. The sample submission predicts "
+        "its target's average or most frequent class (never anything from the hidden solution).",
+    )
     size = models.BigIntegerField(default=0, editable=False)
     uploaded_at = models.DateTimeField(auto_now=True)
 

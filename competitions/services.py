@@ -562,9 +562,19 @@ def _spooled(uploaded, filename: str) -> Iterator[Path]:
 
 
 def solution_prepare_upload(
-    uploaded, *, id_column: str, target_column: str, metric: str, public_fraction: float, seed: int
+    uploaded,
+    *,
+    id_column: str,
+    target_column: str,
+    metric: str,
+    public_fraction: float,
+    seed: int | None = None,
+    keep_split: Path | None = None,
 ) -> tuple[Path, SolutionInfo]:
     """Validate an uploaded solution and build its prepared form in a temporary directory.
+
+    The split is kept from ``keep_split`` (a prepared solution) when it still fits, else drawn
+    anew: from ``seed`` if one is given, otherwise from a secret random source.
 
     Raises ValidationError listing every problem (for the admin form). The caller owns the
     returned directory (the parent of the returned path) and must remove it.
@@ -579,12 +589,22 @@ def solution_prepare_upload(
             metric=metric,
             public_fraction=public_fraction,
             seed=seed,
+            keep_split=keep_split,
         )
     return out, info
 
 
-def solution_prepare_for(competition: Competition, uploaded) -> tuple[Path, SolutionInfo]:
-    """solution_prepare_upload with a competition's own columns, metric and split settings."""
+def stored_split(competition: Competition) -> Path | None:
+    """The competition's current prepared solution on local disk, whose split a re-preparation
+    keeps unless the organizer explicitly re-splits."""
+    return _cached(competition.prepared_solution) if competition.prepared_solution else None
+
+
+def solution_prepare_for(
+    competition: Competition, uploaded, *, resplit: bool = False, keep_split: Path | None = None
+) -> tuple[Path, SolutionInfo]:
+    """solution_prepare_upload with a competition's own columns, metric and split settings,
+    keeping its stored split (or ``keep_split``) unless ``resplit``."""
     return solution_prepare_upload(
         uploaded,
         id_column=competition.id_column,
@@ -592,6 +612,7 @@ def solution_prepare_for(competition: Competition, uploaded) -> tuple[Path, Solu
         metric=competition.metric,
         public_fraction=competition.public_fraction,
         seed=competition.split_seed,
+        keep_split=None if resplit else (keep_split or stored_split(competition)),
     )
 
 
@@ -616,17 +637,16 @@ def competition_set_solution(
     transaction.on_commit(lambda: [storage.delete(n) for n in old if n not in keep])
 
 
-def competition_reprepare_solution(competition: Competition) -> SolutionInfo:
+def competition_reprepare_solution(competition: Competition, *, resplit: bool = False) -> SolutionInfo:
     """Re-derive the prepared solution from the stored CSV with the competition's current settings.
 
-    Used for the explicit "re-split" action and after a metric or column change. The split is a
-    pure function of the ids, the seed and the fraction (or the Usage column), so re-preparing
-    with unchanged settings reproduces the same split.
+    Used after a metric or column change, which keeps the stored split, and for an explicit
+    re-split (``resplit=True``), which draws a new one.
     """
     if not competition.solution:
         raise ValidationError("This challenge has no solution file yet.")
     with competition.solution.open("rb") as fh:
-        prepared, info = solution_prepare_for(competition, File(fh))
+        prepared, info = solution_prepare_for(competition, File(fh), resplit=resplit)
     try:
         competition_set_solution(
             competition, source=None, prepared=prepared, info=info, original_name=competition.solution_name
@@ -670,13 +690,19 @@ def competition_set_features(
 
 @transaction.atomic
 def competition_generate_sample_submission(competition: Competition) -> DataFile:
-    """Create (or replace) sample_submission.csv from the solution's ids."""
+    """Create (or replace) sample_submission.csv: the solution's ids with one constant prediction.
+
+    The constant comes from the data file marked as training data (its target's average or
+    most frequent class), else a neutral value; never from the hidden targets.
+    """
     if not competition.is_ready:
         raise ValidationError("Upload a solution first: the sample submission is built from its ids.")
+    train = competition.data_files.filter(is_training=True).first()
     with tempfile.TemporaryDirectory(prefix="holdout-sample-") as tmp:
         prepared = _local_copy(competition.prepared_solution, Path(tmp), "prepared.parquet")
+        train_path = _local_copy(train.file, Path(tmp), "train.csv") if train else None
         out = Path(tmp) / "sample_submission.csv"
-        sample_submission_csv(prepared, out, metric=competition.metric)
+        how = sample_submission_csv(prepared, out, metric=competition.metric, train=train_path)
         data_file = DataFile.objects.filter(competition=competition, name="sample_submission.csv").first()
         data_file = data_file or DataFile(competition=competition, name="sample_submission.csv")
         if data_file.file:
@@ -684,6 +710,6 @@ def competition_generate_sample_submission(competition: Competition) -> DataFile
         with open(out, "rb") as fh:
             data_file.file.save("sample_submission.csv", File(fh), save=False)
         data_file.size = data_file.file.size
-        data_file.description = data_file.description or "A valid submission in the expected format."
+        data_file.description = f"A valid submission in the expected format; it predicts {how}."[:300]
         data_file.save()
     return data_file

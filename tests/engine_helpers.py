@@ -24,7 +24,7 @@ def make_solution(
     *,
     usage: Sequence[str] | None = None,
     public_fraction: float = 0.5,
-    seed: int = 0,
+    seed: int | None = 0,
     name: str = "solution",
 ) -> Path:
     """Prepare a solution with columns ``id`` and ``target`` and return the parquet path."""

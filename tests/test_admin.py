@@ -33,7 +33,7 @@ def competition_form(**overrides) -> dict:
         "target_column": "target",
         "score_precision": "5",
         "public_fraction": "0.3",
-        "split_seed": "0",
+        "split_seed": "",
         "start_at_0": (now - timedelta(days=1)).strftime("%Y-%m-%d"),
         "start_at_1": "00:00:00",
         "deadline_at_0": (now + timedelta(days=30)).strftime("%Y-%m-%d"),

@@ -61,7 +61,7 @@ def test_prepares_sorted_parquet_with_metadata(tmp_path):
     assert table.column_names == ["id", "target", "public"]
     assert table["id"].to_pylist() == sorted(IDS)
     assert info.row_count == 40 and info.public_count == 10 and info.private_count == 30
-    assert info.split_source == "random"
+    assert info.split_source == "seeded"  # the helper passes seed=0
     assert info.classes == ["0", "1"]
     assert info.submission_columns == ["id", "target"]
     assert read_solution_info(tmp_path / "sol.parquet") == info

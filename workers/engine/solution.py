@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +33,12 @@ SOLUTION_LIMITS = Limits(max_bytes=2048 * MiB, max_decompressed_bytes=4096 * MiB
 METADATA_KEY = b"holdout"
 # qwk builds an (n x n) confusion matrix over the rating range, so keep the range sane.
 MAX_ORDINAL_SPAN = 1000
+# Numeric targets and predictions must lie within ±MAX_ABS_VALUE. Squared errors of such values
+# summed over the largest solution stay far below float64's limit (1e308), so no metric can
+# overflow, and so fail, on one split and not the other.
+MAX_ABS_VALUE = 1e15
+# A random split on which the metric is undefined is drawn again, at most this many times.
+SPLIT_DRAWS = 20
 
 
 @dataclass
@@ -64,9 +71,16 @@ def prepare_solution(
     target_column: str,
     metric: str,
     public_fraction: float,
-    seed: int,
+    seed: int | None = None,
+    keep_split: str | Path | None = None,
 ) -> SolutionInfo:
     """Validate ``src`` and write the prepared parquet to ``out``.
+
+    The public/private split comes, in this order, from a Usage column; from ``keep_split`` (a
+    parquet with ``id`` and ``public`` columns, such as an earlier prepared solution) when it
+    covers exactly these ids with the same public share; from ``seed`` when an organizer asked
+    for a reproducible split; otherwise from the operating system's secret random source, so
+    that nothing a participant can see (ids, fraction, a guessable seed) determines it.
 
     Raises SolutionError listing every problem found (not just the first).
     """
@@ -107,7 +121,7 @@ def prepare_solution(
         values, classes = None, None
 
     public: np.ndarray | None = None
-    split_source = "usage_column" if usage_names else "random"
+    split_source = "usage_column" if usage_names else ("seeded" if seed is not None else "random")
     if len(usage_names) > 1:
         problems.append("There are several Usage columns: " + ", ".join(map(show, usage_names)) + ".")
     elif usage_names and ids is not None:
@@ -117,7 +131,11 @@ def prepare_solution(
         if n < 2:
             problems.append(f"The solution needs at least 2 rows to split; it has {n}.")
         else:
-            public = _random_split(ids, public_fraction, seed)
+            kept = _kept_split(keep_split, ids, public_fraction) if keep_split else None
+            if kept is not None:
+                public, split_source = kept
+            else:
+                public = _random_split(ids, public_fraction, seed, m, values, classes)
 
     if public is not None and values is not None and not problems:
         problems += split_problems(m, values, public, classes)
@@ -215,29 +233,28 @@ def check_metric_fits(meta: dict, metric: Metric) -> None:
         )
 
 
-def sample_submission_csv(prepared: str | Path, out: str | Path, *, metric: str) -> None:
-    """Write a submission with every id and a constant, valid prediction."""
+def sample_submission_csv(
+    prepared: str | Path, out: str | Path, *, metric: str, train: str | Path | None = None
+) -> str:
+    """Write a submission with every id and one constant, valid prediction; return what the
+    constant is, in words, for the organizer.
+
+    The constant never comes from the solution: a sample built from the hidden targets would
+    publish their mean or majority class, private rows included. It is the training data's
+    prior (``train`` holds the target column) or, without training data, a neutral value.
+    """
     m = get_metric(metric)
     meta = read_solution_meta(prepared)
     check_metric_fits(meta, m)
-    table = pq.read_table(prepared)
+    ids = pq.read_table(prepared, columns=["id"]).column("id")
+    n = len(ids)
     info = SolutionInfo(**meta["info"])
-    ids = table.column("id")
-    n = table.num_rows
     columns = submission_columns_for(m, meta["id_column"], meta["target_column"], info.classes)
-    if m.prediction == "class_probabilities":
-        k = len(info.classes or [])
-        preds = [pa.array(np.full(n, 1.0 / k)) for _ in range(k)]
-    elif m.prediction == "probability":
-        preds = [pa.array(np.full(n, 0.5))]
-    elif m.prediction == "numeric":
-        mean = float(pc.mean(table.column("target")).as_py())
-        preds = [pa.array(np.full(n, mean))]
+    values, how = _constant_prediction(m, info.classes, _training_target(train, meta["target_column"]))
+    if m.prediction == "label":
+        preds = [pa.array([values[0]] * n, type=pa.string())]
     else:
-        counts = pc.value_counts(table.column("target")).to_pylist()
-        # Ties broken by class order so the file is reproducible.
-        best = min(counts, key=lambda c: (-c["counts"], c["values"]))["values"]
-        preds = [pa.array([best] * n, type=pa.string())]
+        preds = [pa.array(np.full(n, float(v))) for v in values]
     out_table = pa.Table.from_arrays([ids, *preds], names=columns)
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow(columns)
@@ -249,9 +266,76 @@ def sample_submission_csv(prepared: str | Path, out: str | Path, *, metric: str)
                 f.write(header.getvalue().encode())
                 options = pcsv.WriteOptions(include_header=False, quoting_style=quoting)
                 pcsv.write_csv(out_table, f, write_options=options)
-            return
+            return how
         except pa.ArrowInvalid:
             continue
+    raise SolutionError(["The sample submission could not be written as CSV."])
+
+
+def _training_target(train: str | Path | None, target_column: str) -> pa.Array | None:
+    """The training file's target column as strings, or None when there is none to read."""
+    if train is None:
+        return None
+    try:
+        table = read_csv_table(train, limits=SOLUTION_LIMITS)
+    except ScoringError:
+        return None
+    if target_column not in table.column_names:
+        return None
+    column = table.column(target_column).combine_chunks()
+    return column.filter(pc.not_equal(column, ""))
+
+
+def _constant_prediction(m: Metric, classes: list[str] | None, target: pa.Array | None) -> tuple[list, str]:
+    """One value per prediction column, and a description of where it comes from."""
+    k = len(classes or [])
+    if target is not None and len(target):
+        if m.prediction == "numeric":
+            numbers = pd.to_numeric(pd.Series(target.to_pylist()), errors="coerce").dropna()
+            if len(numbers):
+                median = m.name in ("mae", "median_ae", "mape")
+                value = float(numbers.median() if median else numbers.mean())
+                if m.target == "nonnegative":
+                    value = max(value, 0.0)
+                return [value], f"the training target's {'median' if median else 'mean'}"
+        else:
+            labels = _canonical_labels(m, target)
+            counts = {c: 0 for c in classes or []}
+            for label in labels:
+                if label in counts:
+                    counts[label] += 1
+            total = sum(counts.values())
+            if total:
+                if m.prediction == "label":
+                    # Ties broken by class order so the file is reproducible.
+                    best = min(counts, key=lambda c: (-counts[c], (classes or []).index(c)))
+                    return [best], "the training data's most frequent class"
+                if m.prediction == "probability":
+                    return [counts.get("1", 0) / total], "the training data's share of class 1"
+                return [counts[c] / total for c in classes or []], "the training data's class shares"
+    if m.prediction == "numeric":
+        return [0.0], "a neutral constant (0; mark a training file to use its target's average)"
+    if m.prediction == "label":
+        return [(classes or [""])[0]], "the first class (mark a training file to use its most frequent class)"
+    if m.prediction == "probability":
+        return [0.5], "a neutral probability of 0.5"
+    return [1.0 / k] * k, "uniform class probabilities"
+
+
+def _canonical_labels(m: Metric, target: pa.Array) -> list[str]:
+    """Training labels spelled as the solution's classes are (numeric classes as "1", not "1.0")."""
+    labels = target.cast(pa.string()).to_pylist()
+    if m.target not in ("binary", "ordinal"):
+        return labels
+    canonical = []
+    for label in labels:
+        try:
+            number = float(label)
+        except ValueError:
+            canonical.append(label)
+            continue
+        canonical.append(str(int(number)) if number.is_integer() else label)
+    return canonical
 
 
 # -- validation helpers ------------------------------------------------------------------------
@@ -323,6 +407,11 @@ def _parse_target(
         problems = []
         if not finite.all():
             problems.append(f"{col} must hold finite numbers for {m.name}; {_bad_values(ids, raw, ~finite)}.")
+        huge = finite & (np.abs(numbers) > MAX_ABS_VALUE)
+        if huge.any():
+            problems.append(
+                f"{col} must lie within ±{MAX_ABS_VALUE:g} for {m.name}; {_bad_values(ids, raw, huge)}."
+            )
         if m.target == "nonnegative":
             negative = finite & (numbers < 0)
             if negative.any():
@@ -380,16 +469,61 @@ def _usage_split(usage: pa.Array, ids: pa.Array) -> tuple[np.ndarray | None, lis
     return public, []
 
 
-def _random_split(ids: pa.Array, fraction: float, seed: int) -> np.ndarray:
-    # Permute the id-sorted rows so the split depends only on (ids, seed, fraction), never on
-    # the order of rows in the uploaded file.
+def public_count_for(n: int, fraction: float) -> int:
+    """How many of ``n`` rows a random split makes public: at least one row on each side."""
+    return min(max(round(n * fraction), 1), n - 1)
+
+
+def _random_split(
+    ids: pa.Array,
+    fraction: float,
+    seed: int | None,
+    m: Metric,
+    values: pa.Array | None,
+    classes: list[str] | None,
+) -> np.ndarray:
+    """A uniformly random split; ``seed=None`` draws it from 128 secret bits.
+
+    A draw on which the metric is undefined (one split without both classes, say) is replaced
+    by the next one, a few times, so small solutions do not fail by bad luck. With a seed, the
+    id-sorted rows are permuted so the split depends only on (ids, seed, fraction), never on the
+    order of rows in the uploaded file: reproducible, and so derivable by anyone who learns the
+    seed.
+    """
     n = len(ids)
     order = pc.sort_indices(ids).to_numpy()
-    n_public = min(max(round(n * fraction), 1), n - 1)
-    chosen = np.random.default_rng(seed).permutation(n)[:n_public]
-    public = np.zeros(n, dtype=bool)
-    public[order[chosen]] = True
+    rng = np.random.default_rng(secrets.randbits(128) if seed is None else seed)
+    for _ in range(SPLIT_DRAWS):
+        public = np.zeros(n, dtype=bool)
+        public[order[rng.permutation(n)[: public_count_for(n, fraction)]]] = True
+        if values is None or not split_problems(m, values, public, classes):
+            break
     return public
+
+
+def _kept_split(previous: str | Path, ids: pa.Array, fraction: float) -> tuple[np.ndarray, str] | None:
+    """The public mask of an earlier split, in ``ids``' order, when it still fits these ids.
+
+    It fits when it assigns exactly the same ids and the public share still rounds to the same
+    count; otherwise (new ids, a changed fraction) the caller draws a new split.
+    """
+    try:
+        table = pq.read_table(previous, columns=["id", "public"])
+        source = json.loads((pq.read_schema(previous).metadata or {}).get(METADATA_KEY, b"{}"))
+    except (OSError, ValueError, KeyError, pa.ArrowException):
+        return None
+    old_ids = table.column("id").combine_chunks().cast(pa.string())
+    if len(old_ids) != len(ids) or table.column("public").null_count:
+        return None
+    position = pc.index_in(ids, value_set=old_ids)
+    if position.null_count:
+        return None
+    old_public = table.column("public").to_numpy()
+    public = old_public[position.to_numpy(zero_copy_only=False).astype(np.int64)]
+    if int(public.sum()) != public_count_for(len(ids), fraction):
+        return None
+    split_source = source.get("info", {}).get("split_source", "random")
+    return public, split_source
 
 
 def split_problems(m: Metric, values: pa.Array, public: np.ndarray, classes: list[str] | None) -> list[str]:

@@ -196,7 +196,6 @@ class Command(BaseCommand):
             start_at=now - timedelta(days=3),
             deadline_at=now + timedelta(days=60),
             public_fraction=0.3,
-            split_seed=42,
             daily_limit=10,
             total_limit=200,
             max_upload_mb=10,
@@ -221,7 +220,9 @@ class Command(BaseCommand):
             test_csv = test.drop(columns=["target"]).to_csv(index=False).encode()
             public_files.append(("test.csv", test_csv, "Test rows: predict their target."))
         for name, body, description in public_files:
-            data = DataFile(competition=competition, name=name, description=description)
+            data = DataFile(
+                competition=competition, name=name, description=description, is_training=name == "train.csv"
+            )
             data.file.save(name, ContentFile(body), save=False)
             data.save()
         if spec.kind == Competition.Kind.PREDICTIONS:

@@ -18,10 +18,20 @@ import pyarrow.parquet as pq
 from .errors import ScoringError, SolutionError, count, examples, show
 from .metrics import Metric, get_metric
 from .reader import DEFAULT_LIMITS, Limits, read_submission
-from .solution import check_metric_fits, read_solution_meta, split_problems, submission_columns_for
+from .solution import (
+    MAX_ABS_VALUE,
+    check_metric_fits,
+    read_solution_meta,
+    split_problems,
+    submission_columns_for,
+)
 
 MAX_LISTED_CLASSES = 20
 PROBABILITY_SUM_TOLERANCE = 1e-3
+METRIC_FAILED_MESSAGE = (
+    "The file passed every check, but the metric could not be computed on it. This counts "
+    "against your limits like a scored submission."
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +62,12 @@ def score_submission(
     # The Arrow tables are gone by now; give their memory back to the OS before the metric
     # allocates its own, so peak memory is the larger of the two phases, not their sum.
     pa.default_memory_pool().release_unused()
-    public_score = _score(m, y_true[public], y_pred[public])
-    private_score = _score(m, y_true[~public], y_pred[~public])
+    # Both splits are always computed, and either failing gives the same charged outcome and
+    # message: a failure that depended on which split a row is in would tell the learner so.
+    scores = [_score(m, y_true[mask], y_pred[mask]) for mask in (public, ~public)]
+    if None in scores:
+        raise ScoringError(METRIC_FAILED_MESSAGE, charged=True)
+    public_score, private_score = scores
     return ScoreResult(public_score, private_score, row_count=len(y_true))
 
 
@@ -234,6 +248,16 @@ def _predictions(
         if m.prediction in ("probability", "class_probabilities"):
             outside = (values < 0) | (values > 1)
             _raise_if(outside, ids, f"have a probability in column {show(name)} outside [0, 1]", col)
+        if m.prediction == "numeric":
+            # Checked on every row before any split is scored: with |values| bounded, squares and
+            # sums stay finite, so no metric can overflow on one split and not the other.
+            _raise_if(
+                np.abs(values) > MAX_ABS_VALUE,
+                ids,
+                f"have a prediction in column {show(name)} outside ±{MAX_ABS_VALUE:g}, the range "
+                "Holdout scores",
+                col,
+            )
         if m.target == "nonnegative":
             _raise_if(
                 values <= -1,
@@ -298,7 +322,9 @@ def _raise_if(
     raise ScoringError(f"{len(rows):,} {noun} {what}: {shown}{more}{suffix}.")
 
 
-def _score(m: Metric, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+def _score(m: Metric, y_true: np.ndarray, y_pred: np.ndarray) -> float | None:
+    """The metric on one split, or None when it cannot be computed. The reason is not passed
+    on: scikit-learn's messages describe the rows of the split (one class present, ...)."""
     try:
         with warnings.catch_warnings():
             # Degenerate but valid predictions (e.g. all one class) make scikit-learn warn; the
@@ -306,8 +332,6 @@ def _score(m: Metric, y_true: np.ndarray, y_pred: np.ndarray) -> float:
             warnings.simplefilter("ignore")
             with np.errstate(all="ignore"):
                 value = float(m.func(y_true, y_pred))
-    except (ValueError, FloatingPointError, OverflowError) as exc:
-        raise ScoringError(f"The score could not be computed: {exc}") from None
-    if not np.isfinite(value):
-        raise ScoringError("The score is not a finite number; check for extremely large predictions.")
-    return value
+    except (ValueError, FloatingPointError, OverflowError, ZeroDivisionError):
+        return None
+    return value if np.isfinite(value) else None

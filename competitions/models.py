@@ -19,8 +19,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from workers.engine.metrics import get_metric, metric_choices
-from workers.modelrun.features import output_spec
+from workers.engine.registry import get_spec, metric_choices
+from workers.modelrun.outputs import output_spec
 
 
 def private_storage():
@@ -216,7 +216,7 @@ class Competition(models.Model):
 
     @cached_property
     def metric_spec(self):
-        return get_metric(self.metric)
+        return get_spec(self.metric)
 
     @property
     def higher_is_better(self) -> bool:

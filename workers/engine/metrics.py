@@ -1,4 +1,4 @@
-"""Registry of leaderboard metrics, each backed by scikit-learn.
+"""The scikit-learn function behind each metric of the registry (``registry.py``).
 
 What ``func`` receives depends on the metric's ``target``:
 
@@ -21,19 +21,16 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn import metrics as skm
 
-TARGETS = ("labels", "binary", "numeric", "nonnegative", "ordinal")
-PREDICTIONS = ("label", "probability", "class_probabilities", "numeric")
+from .registry import PREDICTIONS, SPECS, TARGETS, MetricSpec, get_spec, metric_choices
+
+__all__ = ["METRICS", "PREDICTIONS", "TARGETS", "Metric", "get_metric", "metric_choices"]
 
 
 @dataclass(frozen=True)
-class Metric:
-    name: str
-    label: str
-    higher_is_better: bool
-    target: str
-    prediction: str
+class Metric(MetricSpec):
+    """A registry entry with the function that computes it."""
+
     func: Callable[[np.ndarray, np.ndarray], float]
-    description: str
 
 
 def _f1(average: str) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -74,233 +71,34 @@ def _qwk(y: np.ndarray, p: np.ndarray) -> float:
     return skm.cohen_kappa_score(y, p, weights="quadratic", labels=np.arange(lo, hi + 1))
 
 
-def _m(
-    name: str,
-    label: str,
-    higher: bool,
-    target: str,
-    prediction: str,
-    func: Callable[[np.ndarray, np.ndarray], float],
-    description: str,
-) -> Metric:
-    return Metric(name, label, higher, target, prediction, func, description)
+_FUNCS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "accuracy": skm.accuracy_score,
+    "balanced_accuracy": skm.balanced_accuracy_score,
+    "f1": lambda y, p: skm.f1_score(y, p, pos_label=1, zero_division=0),
+    "f1_macro": _f1("macro"),
+    "f1_micro": _f1("micro"),
+    "f1_weighted": _f1("weighted"),
+    "precision": lambda y, p: skm.precision_score(y, p, pos_label=1, zero_division=0),
+    "recall": lambda y, p: skm.recall_score(y, p, pos_label=1, zero_division=0),
+    "log_loss": _log_loss_binary,
+    "log_loss_multiclass": _log_loss_multiclass,
+    "roc_auc": skm.roc_auc_score,
+    "roc_auc_ovr": _roc_auc_ovr,
+    "average_precision": skm.average_precision_score,
+    "mcc": skm.matthews_corrcoef,
+    "qwk": _qwk,
+    "rmse": skm.root_mean_squared_error,
+    "mse": skm.mean_squared_error,
+    "mae": skm.mean_absolute_error,
+    "rmsle": skm.root_mean_squared_log_error,
+    "r2": skm.r2_score,
+    "mape": skm.mean_absolute_percentage_error,
+    "median_ae": skm.median_absolute_error,
+}
 
-
-_ALL = [
-    _m(
-        "accuracy",
-        "Accuracy",
-        True,
-        "labels",
-        "label",
-        skm.accuracy_score,
-        "The fraction of rows whose predicted label equals the true label.",
-    ),
-    _m(
-        "balanced_accuracy",
-        "Balanced accuracy",
-        True,
-        "labels",
-        "label",
-        skm.balanced_accuracy_score,
-        "The average, over classes, of the fraction of that class's rows predicted correctly.",
-    ),
-    _m(
-        "f1",
-        "F1 score",
-        True,
-        "binary",
-        "label",
-        lambda y, p: skm.f1_score(y, p, pos_label=1, zero_division=0),
-        "The harmonic mean of precision and recall for the positive class 1.",
-    ),
-    _m(
-        "f1_macro",
-        "F1 score (macro)",
-        True,
-        "labels",
-        "label",
-        _f1("macro"),
-        "The unweighted mean of the per-class F1 scores.",
-    ),
-    _m(
-        "f1_micro",
-        "F1 score (micro)",
-        True,
-        "labels",
-        "label",
-        _f1("micro"),
-        "F1 computed from the total true positives, false negatives and false positives.",
-    ),
-    _m(
-        "f1_weighted",
-        "F1 score (weighted)",
-        True,
-        "labels",
-        "label",
-        _f1("weighted"),
-        "The mean of the per-class F1 scores weighted by each class's number of rows.",
-    ),
-    _m(
-        "precision",
-        "Precision",
-        True,
-        "binary",
-        "label",
-        lambda y, p: skm.precision_score(y, p, pos_label=1, zero_division=0),
-        "The fraction of rows predicted as 1 that truly are 1.",
-    ),
-    _m(
-        "recall",
-        "Recall",
-        True,
-        "binary",
-        "label",
-        lambda y, p: skm.recall_score(y, p, pos_label=1, zero_division=0),
-        "The fraction of rows that truly are 1 which are predicted as 1.",
-    ),
-    _m(
-        "log_loss",
-        "Log loss",
-        False,
-        "binary",
-        "probability",
-        _log_loss_binary,
-        "The mean negative log-likelihood of the true 0/1 label under the predicted probability of 1.",
-    ),
-    _m(
-        "log_loss_multiclass",
-        "Log loss (multiclass)",
-        False,
-        "labels",
-        "class_probabilities",
-        _log_loss_multiclass,
-        "The mean negative log-likelihood of the true class under the predicted class "
-        "probabilities, which must sum to 1 on each row.",
-    ),
-    _m(
-        "roc_auc",
-        "ROC AUC",
-        True,
-        "binary",
-        "probability",
-        skm.roc_auc_score,
-        "The area under the ROC curve of the predicted probability of 1.",
-    ),
-    _m(
-        "roc_auc_ovr",
-        "ROC AUC (one-vs-rest)",
-        True,
-        "labels",
-        "class_probabilities",
-        _roc_auc_ovr,
-        "The unweighted mean over classes of the one-vs-rest ROC AUC of each class's predicted probability.",
-    ),
-    _m(
-        "average_precision",
-        "Average precision",
-        True,
-        "binary",
-        "probability",
-        skm.average_precision_score,
-        "The area under the precision-recall curve of the predicted probability of 1.",
-    ),
-    _m(
-        "mcc",
-        "Matthews correlation coefficient",
-        True,
-        "labels",
-        "label",
-        skm.matthews_corrcoef,
-        "The correlation between predicted and true labels, from -1 to 1, robust to class imbalance.",
-    ),
-    _m(
-        "qwk",
-        "Quadratic weighted kappa",
-        True,
-        "ordinal",
-        "label",
-        _qwk,
-        "Agreement between predicted and true integer ratings, penalising disagreements by "
-        "the square of their distance.",
-    ),
-    _m(
-        "rmse",
-        "Root mean squared error",
-        False,
-        "numeric",
-        "numeric",
-        skm.root_mean_squared_error,
-        "The square root of the mean squared difference between prediction and target.",
-    ),
-    _m(
-        "mse",
-        "Mean squared error",
-        False,
-        "numeric",
-        "numeric",
-        skm.mean_squared_error,
-        "The mean squared difference between prediction and target.",
-    ),
-    _m(
-        "mae",
-        "Mean absolute error",
-        False,
-        "numeric",
-        "numeric",
-        skm.mean_absolute_error,
-        "The mean absolute difference between prediction and target.",
-    ),
-    _m(
-        "rmsle",
-        "Root mean squared log error",
-        False,
-        "nonnegative",
-        "numeric",
-        skm.root_mean_squared_log_error,
-        "The root mean squared difference between log(1 + prediction) and log(1 + target).",
-    ),
-    _m(
-        "r2",
-        "R²",
-        True,
-        "numeric",
-        "numeric",
-        skm.r2_score,
-        "The coefficient of determination: 1 minus the residual variance over the target's variance.",
-    ),
-    _m(
-        "mape",
-        "Mean absolute percentage error",
-        False,
-        "numeric",
-        "numeric",
-        skm.mean_absolute_percentage_error,
-        "The mean of |prediction - target| / |target|, as a fraction (not multiplied by 100).",
-    ),
-    _m(
-        "median_ae",
-        "Median absolute error",
-        False,
-        "numeric",
-        "numeric",
-        skm.median_absolute_error,
-        "The median absolute difference between prediction and target.",
-    ),
-]
-
-METRICS: dict[str, Metric] = {m.name: m for m in _ALL}
+METRICS: dict[str, Metric] = {name: Metric(**vars(spec), func=_FUNCS[name]) for name, spec in SPECS.items()}
 
 
 def get_metric(name: str) -> Metric:
     """Return the metric called ``name``, or raise ValueError listing the known names."""
-    try:
-        return METRICS[name]
-    except (KeyError, TypeError):
-        known = ", ".join(sorted(METRICS))
-        raise ValueError(f"unknown metric {name!r}; known metrics: {known}") from None
-
-
-def metric_choices() -> list[tuple[str, str]]:
-    """``(name, label)`` pairs for a Django choices field, sorted by label."""
-    return sorted(((m.name, m.label) for m in METRICS.values()), key=lambda c: c[1].lower())
+    return METRICS[get_spec(name).name]

@@ -15,7 +15,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .features import FeaturesInfo, inspect_features, output_spec
+    from .features import FeaturesInfo, inspect_features
+    from .outputs import output_spec
     from .sandbox import (
         ModelRejected,
         RunnerUnavailable,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "FeaturesInfo": "features",
     "inspect_features": "features",
-    "output_spec": "features",
+    "output_spec": "outputs",
     "ModelRejected": "sandbox",
     "RunnerUnavailable": "sandbox",
     "SandboxLimits": "sandbox",

@@ -22,13 +22,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from workers.engine import ScoringError, SolutionError, get_metric
+from workers.engine import ScoringError, SolutionError
 from workers.engine.errors import examples, show
 from workers.engine.reader import read_csv_table
 from workers.engine.solution import SOLUTION_LIMITS
+from workers.modelrun.outputs import class_order, output_spec  # noqa: F401 - re-exported
 
-# Classes are listed one by one up to this many in output_spec; beyond it, abbreviated.
-MAX_SPELLED_CLASSES = 20
 _NPY_MAGIC = b"\x93NUMPY"
 
 
@@ -74,56 +73,6 @@ def read_features(path: str | Path, *, id_column: str) -> tuple[np.ndarray, np.n
         raise SolutionError(problems)
     assert ids is not None and x is not None
     return ids, x
-
-
-def output_spec(metric_name: str, classes: list[str] | None) -> str:
-    """What a model must output per row for ``metric_name``, as a sentence for the Data tab."""
-    m = get_metric(metric_name)
-    if m.prediction == "class_probabilities":
-        k = len(classes or [])
-        return f"{k} class probabilities per row (softmax), in the class order {class_order(classes)}"
-    if m.prediction == "label":
-        k = len(classes or [])
-        text = (
-            f"{k} class probabilities per row (softmax), in the class order {class_order(classes)}; "
-            "the most probable class is the prediction"
-        )
-        if k == 2:
-            assert classes is not None
-            text += (
-                f" (or one probability of class {show(classes[1])} per row, read as that class from 0.5 up)"
-            )
-        elif m.target == "ordinal":
-            text += " (or one number per row, rounded to the nearest rating)"
-        return text
-    if m.prediction == "probability":
-        return "one probability per row (of class '1', e.g. a sigmoid output)"
-    return "one number per row"
-
-
-def class_order(classes: list[str] | None) -> str:
-    """``0, 1, …, 9`` for consecutive integers (already in order); otherwise every class up to
-    MAX_SPELLED_CLASSES, since sorted text order (``1, 10, 2``) is easy to get wrong."""
-    classes = list(classes or [])
-    if len(classes) > 3 and _consecutive_ints(classes):
-        return f"{classes[0]}, {classes[1]}, …, {classes[-1]}"
-    if len(classes) <= MAX_SPELLED_CLASSES:
-        return ", ".join(classes)
-    return ", ".join(classes[:3]) + f", …, {classes[-1]} ({len(classes):,} classes in sorted text order)"
-
-
-def _is_int(text: str) -> bool:
-    try:
-        return str(int(text)) == text
-    except ValueError:
-        return False
-
-
-def _consecutive_ints(classes: list[str]) -> bool:
-    if not all(_is_int(c) for c in classes):
-        return False
-    values = [int(c) for c in classes]
-    return values == list(range(values[0], values[0] + len(values)))
 
 
 # -- readers -----------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ which only scoring and solution preparation need.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from workers.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from .errors import ScoringError, SolutionError
@@ -54,7 +55,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -373,6 +373,12 @@ class Participation(models.Model):
     def __str__(self) -> str:
         return f"{self.user} in {self.competition}"
 
+    def clean(self) -> None:
+        # A membership in one challenge pointing at another challenge's team would show that
+        # team's submissions (private scores included) under the wrong deadline.
+        if self.team_id and self.competition_id and self.team.competition_id != self.competition_id:
+            raise ValidationError({"team": "This team belongs to another challenge."})
+
 
 class SubmissionQuerySet(models.QuerySet):
     def charged(self) -> "SubmissionQuerySet":
@@ -442,6 +448,10 @@ class Submission(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.original_name}"
 
+    def clean(self) -> None:
+        if self.team_id and self.competition_id and self.team.competition_id != self.competition_id:
+            raise ValidationError({"team": "This team belongs to another challenge."})
+
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.SCORED, self.Status.FAILED)
@@ -500,6 +510,16 @@ class TeamInvitation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.invitee} to {self.team} ({self.status})"
+
+    def clean(self) -> None:
+        # An invitation is made by a member of the team, to someone who is not one yet.
+        if not (self.team_id and self.invitee_id):
+            return
+        members = Participation.objects.filter(team_id=self.team_id)
+        if self.status == self.Status.PENDING and members.filter(user_id=self.invitee_id).exists():
+            raise ValidationError({"invitee": "This user is already in the team."})
+        if self.invited_by_id and not members.filter(user_id=self.invited_by_id).exists():
+            raise ValidationError({"invited_by": "Only members of a team can invite to it."})
 
 
 class RescoreRun(models.Model):

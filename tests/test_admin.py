@@ -271,3 +271,23 @@ def test_organizers_download_submission_files(admin_client, competition, learner
     response = admin_client.get(reverse("admin:competitions_submission_download", args=[sub.pk]))
     assert b"".join(response.streaming_content) == b"id,target\nr000,1\n"
     assert 'filename="mine.csv"' in response["Content-Disposition"]
+
+
+def test_submission_export_neutralises_formula_usernames(admin_client, competition):
+    import csv
+    import io
+
+    from tests.conftest import make_submission, make_user
+
+    names = ['=HYPERLINK("http://evil.example","x")', "+cmd", "-1+1", "@SUM(A1)"]
+    for name in names:
+        user = make_user(name, email=f"{len(name)}-{abs(hash(name))}@example.com")
+        participation = services.competition_join(user=user, competition=competition)
+        make_submission(competition, participation.team, user, 0.5, 0.5)
+    response = admin_client.post(
+        reverse("admin:competitions_competition_changelist"),
+        {"action": "export_submissions", "_selected_action": [competition.pk]},
+    )
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert sorted(row["submitted_by"] for row in rows) == sorted("'" + name for name in names)
+    assert all(row["team"].startswith("'") for row in rows)

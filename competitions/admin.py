@@ -516,11 +516,25 @@ class SubmissionAdmin(OrganizerScopedAdmin):
 
 class MembershipForm(forms.ModelForm):
     """A member added through the team's page joins the team's challenge: the organizer picks
-    only the user, so the membership cannot point at another challenge."""
+    only the user, so the membership cannot point at another challenge. Users are named by
+    username: an organizer has no access to the user list that a raw-id pop-up would open."""
+
+    user = forms.ModelChoiceField(
+        queryset=User.objects.all(),
+        to_field_name="username",
+        widget=forms.TextInput,
+        label="Username",
+        error_messages={"invalid_choice": "There is no user with this username."},
+    )
 
     class Meta:
         model = Participation
         fields = ("user",)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["user"] = self.instance.user.username
 
     def clean(self):
         cleaned = super().clean()
@@ -550,7 +564,6 @@ class MembershipInline(OrganizerScoped, admin.TabularInline):
     form = MembershipForm
     extra = 0
     fields = ("user", "joined_at", "rules_accepted_at")
-    raw_id_fields = ("user",)
     readonly_fields = ("joined_at", "rules_accepted_at")
 
 

@@ -191,18 +191,20 @@ def test_adding_a_member_through_the_team_inline_joins_the_teams_challenge(as_al
     newcomer = make_user("nina")
     team = alpha_member.team
     url = reverse("admin:competitions_team_change", args=[team.pk])
-    members = [{"id": alpha_member.pk, "user": alpha_member.user_id}, {"id": "", "user": newcomer.pk}]
+    members = [{"id": alpha_member.pk, "user": "lena"}, {"id": "", "user": newcomer.username}]
     response = as_alice.post(url, team_form(team, members, initial=1))
     assert response.status_code == 302, response.context and response.context["inline_admin_formsets"]
     added = Participation.objects.get(user=newcomer)
     assert added.team == team and added.competition_id == team.competition_id
     assert added.rules_accepted_at is not None
+    page = as_alice.get(url).content.decode()
+    assert 'value="nina"' in page and 'value="lena"' in page  # members are shown by username
 
 
 def test_the_team_inline_cannot_set_another_challenge(as_alice, bravo, alpha_member):
     team = alpha_member.team
     url = reverse("admin:competitions_team_change", args=[team.pk])
-    members = [{"id": alpha_member.pk, "user": alpha_member.user_id, "competition": bravo.pk}]
+    members = [{"id": alpha_member.pk, "user": "lena", "competition": bravo.pk}]
     response = as_alice.post(url, team_form(team, members, initial=1))
     assert response.status_code == 302
     alpha_member.refresh_from_db()
@@ -212,11 +214,13 @@ def test_the_team_inline_cannot_set_another_challenge(as_alice, bravo, alpha_mem
 def test_the_team_inline_refuses_someone_already_in_the_challenge(as_alice, alpha, alpha_member):
     other = Team.objects.create(competition=alpha, name="other-team")
     url = reverse("admin:competitions_team_change", args=[other.pk])
-    response = as_alice.post(url, team_form(other, [{"id": "", "user": alpha_member.user_id}], initial=0))
+    response = as_alice.post(url, team_form(other, [{"id": "", "user": "lena"}], initial=0))
     assert response.status_code == 200
     errors = response.context["inline_admin_formsets"][0].formset.errors
     assert "already takes part" in str(errors)
     assert Participation.objects.filter(user=alpha_member.user).count() == 1
+    unknown = as_alice.post(url, team_form(other, [{"id": "", "user": "nobody"}], initial=0))
+    assert "no user with this username" in str(unknown.context["inline_admin_formsets"][0].formset.errors)
 
 
 def test_a_team_is_added_only_to_an_own_challenge(as_alice, alpha, bravo):

@@ -70,6 +70,9 @@ def admin_pages(alpha: Competition, participation: Participation) -> list[str]:
         # The raw-id lookup pop-up of a participation's team.
         reverse("admin:competitions_team_changelist") + "?_to_field=id&_popup=1",
         reverse("admin:competitions_submission_changelist") + "?q=&o=1",
+        # A filter link naming another challenge's id.
+        reverse("admin:competitions_submission_changelist")
+        + f"?competition__id__exact={Competition.objects.get(slug='bravo').pk}",
     ]
     sources = (("participation", "team"), ("participation", "competition"), ("team", "competition"))
     for model, field in sources:

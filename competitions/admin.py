@@ -13,9 +13,11 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from competitions import selectors, services
+from competitions.adminscope import OrganizerScoped, OrganizerScopedAdmin
 from competitions.bundles import export_competition, import_competition
 from competitions.csvexport import csv_attachment, write_leaderboard
 from competitions.models import Competition, DataFile, Participation, RescoreRun, Submission, Team, User
@@ -46,51 +48,6 @@ class BundleImportForm(forms.Form):
 
 
 PREPARE_FIELDS = ("metric", "id_column", "target_column")
-
-
-class OrganizerScopedAdmin(admin.ModelAdmin):
-    """Staff who are not superusers are organizers: they see and edit only their own challenges.
-
-    Access follows the competition's `organizers` list instead of Django's per-model permission
-    tables, so making someone the organizer of a challenge is all it takes.
-    """
-
-    organizers_lookup = "competition__organizers"
-
-    def _own(self, request: HttpRequest, queryset):
-        if request.user.is_superuser:
-            return queryset
-        return queryset.filter(**{self.organizers_lookup: request.user}).distinct()
-
-    def get_queryset(self, request: HttpRequest):
-        return self._own(request, super().get_queryset(request))
-
-    def _allowed(self, request: HttpRequest, obj=None) -> bool:
-        if not (request.user.is_active and request.user.is_staff):
-            return False
-        if request.user.is_superuser or obj is None:
-            return True
-        return self._own(request, type(obj).objects.filter(pk=obj.pk)).exists()
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return self._allowed(request)
-
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        return self._allowed(request, obj)
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return self._allowed(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return self._allowed(request, obj)
-
-    def has_add_permission(self, request: HttpRequest, *args) -> bool:
-        return self._allowed(request)
-
-    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
-        if db_field.name == "competition" and not request.user.is_superuser:
-            kwargs["queryset"] = Competition.objects.filter(organizers=request.user)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class CompetitionAdminForm(forms.ModelForm):
@@ -176,13 +133,8 @@ class CompetitionAdminForm(forms.ModelForm):
                 source.close()
 
 
-class DataFileInline(admin.TabularInline):
+class DataFileInline(OrganizerScoped, admin.TabularInline):
     model = DataFile
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return request.user.is_staff
-
-    has_change_permission = has_delete_permission = has_view_permission = has_add_permission
     extra = 1
     fields = ("name", "file", "description", "is_training", "size")
     readonly_fields = ("size",)
@@ -190,7 +142,6 @@ class DataFileInline(admin.TabularInline):
 
 @admin.register(Competition)
 class CompetitionAdmin(OrganizerScopedAdmin):
-    organizers_lookup = "organizers"
     form = CompetitionAdminForm
     list_display = ("title", "slug", "state", "phase_display", "metric", "deadline_at", "entrants", "links")
     list_filter = ("state", "kind", "metric")
@@ -573,15 +524,56 @@ class SubmissionAdmin(OrganizerScopedAdmin):
         self.message_user(request, f"{count} submissions queued for re-scoring.")
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipForm(forms.ModelForm):
+    """A member added through the team's page joins the team's challenge: the organizer picks
+    only the user, so the membership cannot point at another challenge. Users are named by
+    username: an organizer has no access to the user list that a raw-id pop-up would open."""
+
+    user = forms.ModelChoiceField(
+        queryset=User.objects.all(),
+        to_field_name="username",
+        widget=forms.TextInput,
+        label="Username",
+        error_messages={"invalid_choice": "There is no user with this username."},
+    )
+
+    class Meta:
+        model = Participation
+        fields = ("user",)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["user"] = self.instance.user.username
+
+    def clean(self):
+        cleaned = super().clean()
+        membership = self.instance
+        membership.competition_id = Team.objects.values_list("competition_id", flat=True).get(
+            pk=membership.team_id
+        )
+        if membership.rules_accepted_at is None:
+            # Added by an organizer, who answers for the rules having been accepted.
+            membership.rules_accepted_at = timezone.now()
+        user = cleaned.get("user")
+        if user is not None:
+            # The (user, challenge) constraint involves a field the form does not show, so Django
+            # would leave it to the database (an IntegrityError, a 500); check it here.
+            taken = Participation.objects.filter(user=user, competition_id=membership.competition_id)
+            if taken.exclude(pk=membership.pk).exists():
+                self.add_error(
+                    "user",
+                    f"{user} already takes part in this challenge; to move them, change the team "
+                    "of their participation.",
+                )
+        return cleaned
+
+
+class MembershipInline(OrganizerScoped, admin.TabularInline):
     model = Participation
-
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        return request.user.is_staff
-
-    has_change_permission = has_add_permission = has_delete_permission = has_view_permission
+    form = MembershipForm
     extra = 0
-    raw_id_fields = ("user",)
+    fields = ("user", "joined_at", "rules_accepted_at")
     readonly_fields = ("joined_at", "rules_accepted_at")
 
 
@@ -589,11 +581,18 @@ class MembershipInline(admin.TabularInline):
 class TeamAdmin(OrganizerScopedAdmin):
     list_display = ("name", "competition", "created_at", "disqualified_reason")
     fields = ("competition", "name", "disqualified_reason", "created_at")
-    readonly_fields = ("competition", "created_at")
     list_filter = ("competition",)
     search_fields = ("name", "memberships__user__username")
     list_select_related = ("competition",)
     inlines = [MembershipInline]
+
+    def get_inlines(self, request: HttpRequest, obj=None):
+        # Members are added once the team (and so its challenge) exists.
+        return self.inlines if obj is not None else []
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        # A team's challenge is chosen when it is created (among the organizer's own) and fixed after.
+        return ("created_at",) if obj is None else ("competition", "created_at")
 
 
 @admin.register(Participation)

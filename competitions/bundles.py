@@ -19,6 +19,7 @@ import json
 import shutil
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 import pyarrow.parquet as pq
@@ -28,7 +29,7 @@ from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
 from competitions import services
-from competitions.models import Competition, DataFile
+from competitions.models import Competition, DataFile, file_name_problem
 
 FORMAT_VERSION = 1
 PAGES = ("overview", "evaluation", "rules", "data_description")
@@ -56,6 +57,18 @@ SETTINGS = (
 DATES = ("start_at", "entry_deadline_at", "merger_deadline_at", "deadline_at")
 MAX_MEMBER_BYTES = 2 * 1024**3
 SPLIT_MEMBER = "split.parquet"
+MAX_TEXT_BYTES = 10 * 1024**2  # manifest.json and each page, which are read into memory
+# What reading a damaged, truncated, encrypted or oddly compressed zip raises.
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+)
+DAMAGED = "The bundle is damaged or truncated (its zip data cannot be read); export it again."
 
 
 def split_checksum(prepared_path: Path) -> str:
@@ -112,26 +125,96 @@ def _safe_member(name: str) -> bool:
     return bool(parts) and not name.startswith("/") and ".." not in parts
 
 
+def _check_archive(zf: zipfile.ZipFile, names: set[str]) -> None:
+    """Refuse unsafe paths, bombs and damaged data before anything is read or stored."""
+    bad = [n for n in names if not _safe_member(n)]
+    if bad:
+        raise ValidationError(f"The bundle has unsafe paths: {', '.join(sorted(map(repr, bad))[:5])}.")
+    if sum(i.file_size for i in zf.infolist()) > MAX_MEMBER_BYTES:
+        raise ValidationError("The bundle expands to more than 2 GB.")
+    texts = [i for i in zf.infolist() if i.filename == "manifest.json" or i.filename.startswith("pages/")]
+    if any(i.file_size > MAX_TEXT_BYTES for i in texts):
+        raise ValidationError("manifest.json or a page is larger than 10 MB.")
+    # Decompress every member once (the sizes above bound the work): a bad CRC or a cut-off
+    # member is found here, not halfway through copying files into storage. Reading stops at
+    # each member's declared size, so a member lying about its size fails its CRC check.
+    try:
+        damaged = zf.testzip()
+    except ZIP_ERRORS:
+        damaged = True
+    if damaged:
+        raise ValidationError(DAMAGED)
+
+
+def _manifest_problems(manifest) -> list[str]:
+    """The manifest's shape, checked before any value in it is used."""
+    if not isinstance(manifest, dict):
+        return ["manifest.json must hold a JSON object."]
+    problems = [
+        f"manifest.json: {key} must be a JSON object."
+        for key in ("settings", "dates")
+        if not isinstance(manifest.get(key) or {}, dict)
+    ]
+    data_files = manifest.get("data_files") or []
+    if not isinstance(data_files, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("description", ""), str)
+        for e in data_files
+    ):
+        problems.append('manifest.json: data_files must be a list of {"name": …, "description": …}.')
+        data_files = []
+    names = [e["name"] for e in data_files]
+    for entry in data_files:
+        # The rules the admin applies to a data file's name and description.
+        data_file = DataFile(name=entry["name"], description=entry.get("description", ""))
+        try:
+            data_file.full_clean(exclude=["competition", "file"], validate_constraints=False)
+        except ValidationError as exc:
+            problems += [
+                f"Data file {entry['name']!r}, {field}: {msg}"
+                for field, msgs in exc.message_dict.items()
+                for msg in msgs
+            ]
+    for key in ("solution", "features"):
+        value = manifest.get(key)
+        if value is not None and not isinstance(value, str):
+            problems.append(f"manifest.json: {key} must be a file name or null.")
+        elif value:
+            names.append(value)
+            problem = file_name_problem(value)
+            if problem:
+                problems.append(f"The {key} file {value!r}: {problem}")
+    if len(set(names)) != len(names):
+        problems.append("manifest.json: two files have the same name.")
+    return problems
+
+
 def import_competition(path: Path, *, organizer=None) -> Competition:
     """Create a competition from a bundle. Every problem is collected and raised at once."""
-    errors: list[str] = []
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError):
+    except ZIP_ERRORS:
         raise ValidationError("The bundle is not a readable zip file.") from None
+    try:
+        return _import(zf, organizer)
+    except (zipfile.BadZipFile, zlib.error, EOFError):
+        # Checked up front by _check_archive; this covers the file changing underneath us.
+        raise ValidationError(DAMAGED) from None
+
+
+def _import(zf: zipfile.ZipFile, organizer) -> Competition:
+    errors: list[str] = []
     with zf:
         names = set(zf.namelist())
-        bad = [n for n in names if not _safe_member(n)]
-        if bad:
-            raise ValidationError(f"The bundle has unsafe paths: {', '.join(sorted(bad)[:5])}.")
-        if sum(i.file_size for i in zf.infolist()) > MAX_MEMBER_BYTES:
-            raise ValidationError("The bundle expands to more than 2 GB.")
+        _check_archive(zf, names)
         if "manifest.json" not in names:
             raise ValidationError("The bundle has no manifest.json.")
         try:
             manifest = json.loads(zf.read("manifest.json"))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ValidationError(f"manifest.json is not valid JSON: {exc}.") from None
+        problems = _manifest_problems(manifest)
+        if problems:
+            raise ValidationError(problems)
         if manifest.get("format") != "holdout-competition" or manifest.get("version") != FORMAT_VERSION:
             raise ValidationError(
                 f"manifest.json is not a version-{FORMAT_VERSION} Holdout competition manifest."
@@ -146,7 +229,10 @@ def import_competition(path: Path, *, organizer=None) -> Competition:
         competition = Competition(**{k: v for k, v in settings.items() if k in SETTINGS})
         for field in DATES:
             raw = (manifest.get("dates") or {}).get(field)
-            value = parse_datetime(raw) if raw else None
+            try:
+                value = parse_datetime(raw) if isinstance(raw, str) and raw else None
+            except ValueError:  # well formed but impossible, like month 13
+                value = None
             if raw and value is None:
                 errors.append(f"manifest.json: dates.{field} is not an ISO-8601 date-time: {raw!r}.")
             if value is not None:
@@ -158,6 +244,9 @@ def import_competition(path: Path, *, organizer=None) -> Competition:
             competition.full_clean()
         except ValidationError as exc:
             errors += [f"{field}: {msg}" for field, msgs in exc.message_dict.items() for msg in msgs]
+        except (TypeError, ValueError):
+            # A value of the wrong JSON type that a field's own check let through.
+            errors.append("manifest.json: some settings have values of the wrong type.")
 
         data_files = manifest.get("data_files") or []
         for entry in data_files:

@@ -7,6 +7,8 @@ an organizer opening a leaderboard export could run one. Such cells get a leadin
 """
 
 import csv
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.http import HttpResponse
@@ -15,6 +17,9 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(value: Any) -> Any:
+    if not isinstance(value, str | int | float | Decimal | datetime | date | None):
+        # Anything else (a User, a lazy string…) is written as its text: check that text.
+        value = str(value)
     if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _is_number(value):
         return "'" + value
     return value

@@ -5,6 +5,7 @@ join), so limits, leaderboards and, later, final selections are per team from th
 """
 
 import secrets
+import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -314,6 +315,32 @@ class Competition(models.Model):
         return f"{score:.{self.score_precision}f}"
 
 
+MAX_FILE_NAME_LENGTH = 100
+
+
+def file_name_problem(name: str) -> str | None:
+    """Why `name` is not a plain file name for a download, or None.
+
+    Data-file names appear in URLs (/data/<name>), in Content-Disposition headers, as zip
+    members and on pages, so they are single, printable path segments without markup.
+    """
+    if not name or not name.strip():
+        return "A file name is required."
+    if len(name) > MAX_FILE_NAME_LENGTH:
+        return f"A file name may have at most {MAX_FILE_NAME_LENGTH} characters."
+    if name != name.strip():
+        return "A file name may not start or end with spaces."
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):
+        return "A file name may not contain line breaks or other control characters."
+    if "/" in name or "\\" in name:
+        return "A file name may not contain / or \\; use a plain name such as train.csv."
+    if ".." in name or name.startswith("."):
+        return "A file name may not start with a dot or contain “..”."
+    if any(ch in name for ch in '<>"'):
+        return "A file name may not contain <, > or quotes."
+    return None
+
+
 class DataFile(models.Model):
     competition = models.ForeignKey(Competition, on_delete=models.CASCADE, related_name="data_files")
     name = models.CharField(
@@ -347,6 +374,13 @@ class DataFile(models.Model):
         if self.file:
             self.size = self.file.size
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        if not self.name and self.file and not self.file._committed:
+            self.name = Path(self.file.name).name  # what save() would use
+        problem = file_name_problem(self.name)
+        if problem:
+            raise ValidationError({"name" if self.name else "file": problem})
 
 
 class Team(models.Model):
@@ -385,6 +419,12 @@ class Participation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.competition}"
+
+    def clean(self) -> None:
+        # A membership in one challenge pointing at another challenge's team would show that
+        # team's submissions (private scores included) under the wrong deadline.
+        if self.team_id and self.competition_id and self.team.competition_id != self.competition_id:
+            raise ValidationError({"team": "This team belongs to another challenge."})
 
 
 class SubmissionQuerySet(models.QuerySet):
@@ -455,6 +495,10 @@ class Submission(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.original_name}"
 
+    def clean(self) -> None:
+        if self.team_id and self.competition_id and self.team.competition_id != self.competition_id:
+            raise ValidationError({"team": "This team belongs to another challenge."})
+
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.SCORED, self.Status.FAILED)
@@ -513,6 +557,16 @@ class TeamInvitation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.invitee} to {self.team} ({self.status})"
+
+    def clean(self) -> None:
+        # An invitation is made by a member of the team, to someone who is not one yet.
+        if not (self.team_id and self.invitee_id):
+            return
+        members = Participation.objects.filter(team_id=self.team_id)
+        if self.status == self.Status.PENDING and members.filter(user_id=self.invitee_id).exists():
+            raise ValidationError({"invitee": "This user is already in the team."})
+        if self.invited_by_id and not members.filter(user_id=self.invited_by_id).exists():
+            raise ValidationError({"invited_by": "Only members of a team can invite to it."})
 
 
 class RescoreRun(models.Model):

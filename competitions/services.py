@@ -93,9 +93,13 @@ def competition_join(*, user, competition: Competition, invite_code: str | None 
                 team = Team.objects.create(
                     competition=competition, name=unique_team_name(competition, user.username)
                 )
-                return Participation.objects.create(
+                participation = Participation(
                     user=user, competition=competition, team=team, rules_accepted_at=timezone.now()
                 )
+                # The unique constraint is left to the database: a racing join lands below.
+                participation.full_clean(validate_unique=False, validate_constraints=False)
+                participation.save()
+                return participation
         except IntegrityError:
             existing = Participation.objects.filter(user=user, competition=competition).first()
             if existing:

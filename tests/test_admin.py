@@ -271,3 +271,58 @@ def test_organizers_download_submission_files(admin_client, competition, learner
     response = admin_client.get(reverse("admin:competitions_submission_download", args=[sub.pk]))
     assert b"".join(response.streaming_content) == b"id,target\nr000,1\n"
     assert 'filename="mine.csv"' in response["Content-Disposition"]
+
+
+def test_submission_export_neutralises_formula_usernames(admin_client, competition):
+    import csv
+    import io
+
+    from tests.conftest import make_submission, make_user
+
+    names = ['=HYPERLINK("http://evil.example","x")', "+cmd", "-1+1", "@SUM(A1)"]
+    for name in names:
+        user = make_user(name, email=f"{len(name)}-{abs(hash(name))}@example.com")
+        participation = services.competition_join(user=user, competition=competition)
+        make_submission(competition, participation.team, user, 0.5, 0.5)
+    response = admin_client.post(
+        reverse("admin:competitions_competition_changelist"),
+        {"action": "export_submissions", "_selected_action": [competition.pk]},
+    )
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert sorted(row["submitted_by"] for row in rows) == sorted("'" + name for name in names)
+    assert all(row["team"].startswith("'") for row in rows)
+
+
+def test_a_damaged_bundle_is_a_form_error_in_the_admin(admin_client, competition, tmp_path):
+    from competitions.bundles import export_competition
+    from tests.test_bundles import corrupt_member
+
+    bundle = tmp_path / "churn.zip"
+    export_competition(competition, bundle)
+    competition.delete()
+    bad = corrupt_member(bundle, tmp_path / "bad.zip", "solution/solution.csv")
+    upload = SimpleUploadedFile("bad.zip", bad.read_bytes())
+    response = admin_client.post(reverse("admin:competitions_competition_import"), {"bundle": upload})
+    assert response.status_code == 200
+    assert "damaged" in " ".join(response.context["form"].errors["bundle"])
+    assert not Competition.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "uploaded"),
+    [("sub/train.csv", "train.csv"), ("../train.csv", "train.csv"), ("", "<b>train</b>.csv")],
+)
+def test_data_file_names_must_be_plain_in_the_admin(admin_client, name, uploaded):
+    data = competition_form(
+        **{
+            "data_files-TOTAL_FORMS": "1",
+            "data_files-0-name": name,
+            "data_files-0-description": "",
+            "data_files-0-file": SimpleUploadedFile(uploaded, b"id,x\n1,2\n"),
+        },
+    )
+    response = admin_client.post(ADD_URL, data)
+    assert response.status_code == 200
+    errors = response.context["inline_admin_formsets"][0].formset.errors
+    assert "file name may not" in str(errors)
+    assert not DataFile.objects.exists()

@@ -9,3 +9,11 @@ def test_text_that_a_spreadsheet_would_run_is_neutralised():
 def test_numbers_and_plain_text_are_unchanged():
     for value in ("-0.12500", "0.9", "team = best", 3, -1.5, None, ""):
         assert safe_cell(value) == value
+
+
+def test_objects_are_checked_by_the_text_they_are_written_as():
+    class Named:
+        def __str__(self) -> str:
+            return '=HYPERLINK("http://evil.example","x")'
+
+    assert safe_cell(Named()) == '\'=HYPERLINK("http://evil.example","x")'

@@ -32,6 +32,7 @@ from workers.celery_app import enqueue_scoring
 from workers.engine import (
     DEFAULT_LIMITS,
     Limits,
+    ScoreResult,
     ScoringError,
     SolutionError,
     SolutionInfo,
@@ -51,6 +52,11 @@ INTERNAL_ERROR_MESSAGE = (
 MISCONFIGURED_MESSAGE = (
     "This challenge's solution is being updated by its organizers, so the submission could not "
     "be scored. It does not count against your limits."
+)
+# Counts against the limits: see _score_model_predictions.
+MODEL_PREDICTIONS_MESSAGE = (
+    "The model's predictions on the test set could not be scored; the model must output {spec}. "
+    "This submission counts against your limits."
 )
 
 
@@ -327,6 +333,25 @@ def _predictions_from_model(competition: Competition, model: Path, workdir: Path
     return out
 
 
+def _score_model_predictions(
+    competition: Competition, predictions: Path, solution_path: Path, submission_id: int
+) -> ScoreResult:
+    """Score the CSV the sandbox wrote, never showing the engine's message to the learner.
+
+    The engine's messages name ids and echo values, which here are hidden test ids and the
+    model's outputs (a model can copy hidden features into them). The sandbox checks outputs
+    first, so reaching this is a gap in its checks: the operator's log gets the detail, the
+    learner a message without it, charged like the sandbox's own refusals of outputs.
+    """
+    try:
+        return score_submission(predictions, solution_path, metric=competition.metric, limits=_limits())
+    except ScoringError as exc:
+        log.warning("model predictions of submission %s failed scoring: %s", submission_id, exc)
+        raise ScoringError(
+            MODEL_PREDICTIONS_MESSAGE.format(spec=competition.model_output_spec), charged=True
+        ) from None
+
+
 def _limits() -> Limits:
     return replace(DEFAULT_LIMITS, max_decompressed_bytes=settings.HOLDOUT_MAX_DECOMPRESSED_BYTES)
 
@@ -371,7 +396,9 @@ def submission_score(submission_id: int) -> ScoringOutcome | None:
             upload = _local_copy(submission.file, Path(tmp), "submission")
             if competition.kind == Competition.Kind.MODEL:
                 upload = _predictions_from_model(competition, upload, Path(tmp))
-            result = score_submission(upload, solution_path, metric=competition.metric, limits=_limits())
+                result = _score_model_predictions(competition, upload, solution_path, submission_id)
+            else:
+                result = score_submission(upload, solution_path, metric=competition.metric, limits=_limits())
     except ScoringError as exc:
         submission_fail(submission_id, str(exc), attempt, charged=exc.charged)
         return ScoringOutcome(Submission.Status.FAILED, str(exc))

@@ -106,6 +106,7 @@ def _run(job: dict) -> dict:
     batch_size = int(job["batch_size"])
     n = len(x)
     out = None
+    nonfinite = 0  # counted over every batch: the learner is told how many rows, never which
     for start in range(0, n, batch_size):
         batch = np.ascontiguousarray(x[start : start + batch_size])
         try:
@@ -126,12 +127,12 @@ def _run(job: dict) -> dict:
             return _failure("output_shape", {"per_row": [int(d) for d in y.shape[1:]]})
         if y.dtype.kind not in "fiub":
             return _failure("output_dtype", {"dtype": str(y.dtype)})
-        finite = np.isfinite(y).all(axis=1)
-        if not finite.all():
-            return _failure("nonfinite", {"row": start + int(np.flatnonzero(~finite)[0])})
+        nonfinite += int((~np.isfinite(y).all(axis=1)).sum())
         if out is None:
             out = np.empty((n, y.shape[1]), dtype=np.float64 if y.dtype == np.float64 else np.float32)
         out[start : start + len(batch)] = y
+    if nonfinite:
+        return _failure("nonfinite", {"rows": nonfinite, "total": n})
     np.save(job["out"], out, allow_pickle=False)
     return {
         "ok": True,

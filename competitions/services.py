@@ -41,7 +41,8 @@ from workers.engine import (
 )
 from workers.engine.solution import sample_submission_csv, solution_ids
 from workers.modelrun.features import FeaturesInfo, inspect_features
-from workers.modelrun.sandbox import RunnerUnavailable, SandboxLimits, predict_to_csv
+from workers.modelrun.isolation import DEFAULT_HIDDEN, Policy
+from workers.modelrun.sandbox import RunnerUnavailable, SandboxLimits, configure_isolation, predict_to_csv
 
 log = logging.getLogger(__name__)
 
@@ -312,10 +313,28 @@ def _cached(field_file) -> Path:
     return cached
 
 
+def sandbox_policy() -> Policy:
+    """What a model child hides (every place hidden or private data lives) and must enforce."""
+    hidden = [*DEFAULT_HIDDEN, settings.VAR_DIR, settings.MEDIA_ROOT, settings.PRIVATE_ROOT]
+    hidden.append(settings.HOLDOUT_WORKER_CACHE)
+    hidden += [
+        s["OPTIONS"]["location"] for s in settings.STORAGES.values() if "location" in s.get("OPTIONS", {})
+    ]
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        hidden.append(Path(database["NAME"]).parent)
+    return Policy(
+        hidden=tuple(dict.fromkeys(str(p) for p in hidden)),
+        require=frozenset(settings.HOLDOUT_SANDBOX_REQUIRE),
+        user=settings.HOLDOUT_SANDBOX_USER,
+    )
+
+
 def _predictions_from_model(competition: Competition, model: Path, workdir: Path) -> Path:
     """Run a learner's Keras model on the hidden features (in the sandbox) into a CSV."""
     if not competition.hidden_features:
         raise SolutionError(["The model challenge has no hidden test features."])
+    configure_isolation(sandbox_policy())
     out = workdir / "predictions.csv"
     # The model's own run gets most of the challenge's time; reading and scoring need the rest.
     wall = max(competition.scoring_time_limit - 15, 5)

@@ -62,6 +62,7 @@ from workers.engine.metrics import Metric
 from workers.engine.scoring import PROBABILITY_SUM_TOLERANCE
 
 from .features import output_spec, read_features
+from .isolation import Policy
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +145,8 @@ def predict_to_csv(
     if child is None:
         child = _Child.spawn(limits.memory_bytes)
     try:
-        os.symlink(Path(model_path).resolve(), child.workdir / "model.keras")
+        # A copy, not a link: the child cannot see (or, as nobody, read) where uploads live.
+        shutil.copyfile(model_path, child.workdir / "model.keras")
         np.save(child.workdir / "x.npy", x, allow_pickle=False)
         job = {
             "model": str(child.workdir / "model.keras"),
@@ -482,6 +484,8 @@ class _Child:
             str(STARTUP_CPU_SECONDS),
             "--parent",
             str(os.getpid()),
+            "--isolation",
+            _ISOLATION.to_json(),
         ]
         self.env = child_env(self.workdir)
         self.sent = ""
@@ -652,6 +656,37 @@ class WarmPool:
 
 _POOL: WarmPool | None = None
 _POOL_LOCK = threading.Lock()
+_ISOLATION = Policy()
+
+
+def configure_isolation(policy: Policy) -> None:
+    """Set what every child from now on hides and requires (see isolation.py); a warm child
+    started under another policy is discarded."""
+    global _ISOLATION
+    with _POOL_LOCK:
+        if policy == _ISOLATION:
+            return
+        _ISOLATION = policy
+        if _POOL is not None and _POOL._pid == os.getpid():
+            _POOL.close()
+
+
+def isolation_report(policy: Policy | None = None) -> dict:
+    """Which layers a child gets on this host: run the isolation alone in a short process."""
+    policy = policy or _ISOLATION
+    with tempfile.TemporaryDirectory(prefix="holdout-sandbox-check-") as workdir:
+        result = subprocess.run(
+            [sys.executable, "-s", "-m", "workers.modelrun.isolation", policy.to_json()],
+            capture_output=True,
+            text=True,
+            cwd=workdir,
+            env=child_env(Path(workdir)),
+            timeout=60,
+        )
+    try:
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": f"exit {result.returncode}: {result.stderr[-2000:]}"}
 
 
 def warm_pool(memory_bytes: int = SandboxLimits.memory_bytes) -> WarmPool:

@@ -158,6 +158,14 @@ def test_rules_tab_says_which_model_failures_count(client, model_competition, co
     assert "failed submissions do not count." in csv_page and "model whose outputs" not in csv_page
 
 
+def test_submit_page_states_the_model_charging_rule(client, model_competition, learner):
+    services.competition_join(user=learner, competition=model_competition)
+    client.login(username=learner.username, password=PASSWORD)
+    page = client.get(reverse("competition_submit", args=[model_competition.slug])).content.decode()
+    assert "one whose outputs on the test set are unusable does" in page
+    assert "Files that cannot be scored do not count" not in page
+
+
 def test_engine_messages_about_model_predictions_never_reach_the_learner(
     model_competition, learner, x, tmp_path, monkeypatch
 ):

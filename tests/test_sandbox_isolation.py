@@ -111,6 +111,19 @@ def test_mount_layer_hides_private_files_but_keeps_the_scratch_directory(tmp_pat
     assert solution.read_text().startswith("id,target")  # the host's view is untouched
 
 
+def test_mount_layer_hides_a_hidden_folder_inside_a_kept_one(tmp_path):
+    # Like var/ inside a checkout under /home: the kept folder comes back, its var/ must not.
+    available("mount", tmp_path)
+    inner = tmp_path / "scratch" / "var"
+    inner.mkdir(parents=True)
+    (inner / "holdout.sqlite3").write_text("database")
+    target = str(inner / "holdout.sqlite3")
+    hidden = [tmp_path, inner]
+    assert probe(tmp_path, "read", target, layers=set(), hidden=hidden)["outcome"] == "ok"
+    assert probe(tmp_path, "read", target, layers={"mount"}, hidden=hidden)["outcome"] == "ENOENT"
+    assert probe(tmp_path, "write", "out.npy", layers={"mount"}, hidden=hidden)["outcome"] == "ok"
+
+
 @pytest.mark.django_db
 def test_the_workers_policy_hides_every_place_hidden_data_lives(tmp_path, settings):
     from competitions.services import sandbox_policy

@@ -212,8 +212,8 @@ def _mount(source: str, target: str, fstype: str | None, flags: int, data: str |
 def _hide(hidden: tuple[str, ...], keep: list[str]) -> None:
     """Cover each hidden directory with an empty tmpfs, then bind the kept paths back."""
     _mount("none", "/", None, MS_REC | MS_PRIVATE)  # nothing done here reaches the host
-    real = [Path(p).resolve() for p in hidden if Path(p).is_dir() and not Path(p).is_symlink()]
-    covers = sorted({p for p in real if not any(q != p and q in p.parents for q in real)})
+    real = {Path(p).resolve() for p in hidden if os.path.isdir(p)}  # /var/run -> /run
+    covers = sorted(p for p in real if not any(q in p.parents for q in real))
     kept = [Path(p).resolve() for p in keep]
     # Open the kept paths before they are covered; /proc/self/fd/N still reaches them after.
     fds = {k: os.open(k, os.O_PATH) for k in kept if any(c == k or c in k.parents for c in covers)}
@@ -230,6 +230,10 @@ def _hide(hidden: tuple[str, ...], keep: list[str]) -> None:
         _mount("tmpfs", str(cover), None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     for fd in fds.values():
         os.close(fd)
+    # A hidden folder inside a kept one (var/ inside a project under /home) came back with it.
+    for inner in sorted(real - set(covers)):
+        if any(k in inner.parents for k in kept) and os.path.isdir(inner):
+            _mount("tmpfs", str(inner), "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=0755")
 
 
 def _drop_capabilities() -> None:

@@ -148,6 +148,8 @@ def predict_to_csv(
         # A copy, not a link: the child cannot see (or, as nobody, read) where uploads live.
         shutil.copyfile(model_path, child.workdir / "model.keras")
         np.save(child.workdir / "x.npy", x, allow_pickle=False)
+        for name in ("model.keras", "x.npy"):  # readable by the child's user, whatever the umask
+            os.chmod(child.workdir / name, 0o644)
         job = {
             "model": str(child.workdir / "model.keras"),
             "features": str(child.workdir / "x.npy"),

@@ -32,6 +32,7 @@ from workers.celery_app import enqueue_scoring
 from workers.engine import (
     DEFAULT_LIMITS,
     Limits,
+    ScoreResult,
     ScoringError,
     SolutionError,
     SolutionInfo,
@@ -40,7 +41,8 @@ from workers.engine import (
 )
 from workers.engine.solution import sample_submission_csv, solution_ids
 from workers.modelrun.features import FeaturesInfo, inspect_features
-from workers.modelrun.sandbox import RunnerUnavailable, SandboxLimits, predict_to_csv
+from workers.modelrun.isolation import DEFAULT_HIDDEN, Policy
+from workers.modelrun.sandbox import RunnerUnavailable, SandboxLimits, configure_isolation, predict_to_csv
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,11 @@ INTERNAL_ERROR_MESSAGE = (
 MISCONFIGURED_MESSAGE = (
     "This challenge's solution is being updated by its organizers, so the submission could not "
     "be scored. It does not count against your limits."
+)
+# Counts against the limits: see _score_model_predictions.
+MODEL_PREDICTIONS_MESSAGE = (
+    "The model's predictions on the test set could not be scored; the model must output {spec}. "
+    "This submission counts against your limits."
 )
 
 
@@ -310,10 +317,28 @@ def _cached(field_file) -> Path:
     return cached
 
 
+def sandbox_policy() -> Policy:
+    """What a model child hides (every place hidden or private data lives) and must enforce."""
+    hidden = [*DEFAULT_HIDDEN, settings.VAR_DIR, settings.MEDIA_ROOT, settings.PRIVATE_ROOT]
+    hidden.append(settings.HOLDOUT_WORKER_CACHE)
+    hidden += [
+        s["OPTIONS"]["location"] for s in settings.STORAGES.values() if "location" in s.get("OPTIONS", {})
+    ]
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        hidden.append(Path(database["NAME"]).parent)
+    return Policy(
+        hidden=tuple(dict.fromkeys(str(p) for p in hidden)),
+        require=frozenset(settings.HOLDOUT_SANDBOX_REQUIRE),
+        user=settings.HOLDOUT_SANDBOX_USER,
+    )
+
+
 def _predictions_from_model(competition: Competition, model: Path, workdir: Path) -> Path:
     """Run a learner's Keras model on the hidden features (in the sandbox) into a CSV."""
     if not competition.hidden_features:
         raise SolutionError(["The model challenge has no hidden test features."])
+    configure_isolation(sandbox_policy())
     out = workdir / "predictions.csv"
     # The model's own run gets most of the challenge's time; reading and scoring need the rest.
     wall = max(competition.scoring_time_limit - 15, 5)
@@ -329,6 +354,25 @@ def _predictions_from_model(competition: Competition, model: Path, workdir: Path
         limits=limits,
     )
     return out
+
+
+def _score_model_predictions(
+    competition: Competition, predictions: Path, solution_path: Path, submission_id: int
+) -> ScoreResult:
+    """Score the CSV the sandbox wrote, never showing the engine's message to the learner.
+
+    The engine's messages name ids and echo values, which here are hidden test ids and the
+    model's outputs (a model can copy hidden features into them). The sandbox checks outputs
+    first, so reaching this is a gap in its checks: the operator's log gets the detail, the
+    learner a message without it, charged like the sandbox's own refusals of outputs.
+    """
+    try:
+        return score_submission(predictions, solution_path, metric=competition.metric, limits=_limits())
+    except ScoringError as exc:
+        log.warning("model predictions of submission %s failed scoring: %s", submission_id, exc)
+        raise ScoringError(
+            MODEL_PREDICTIONS_MESSAGE.format(spec=competition.model_output_spec), charged=True
+        ) from None
 
 
 def _limits() -> Limits:
@@ -375,7 +419,9 @@ def submission_score(submission_id: int) -> ScoringOutcome | None:
             upload = _local_copy(submission.file, Path(tmp), "submission")
             if competition.kind == Competition.Kind.MODEL:
                 upload = _predictions_from_model(competition, upload, Path(tmp))
-            result = score_submission(upload, solution_path, metric=competition.metric, limits=_limits())
+                result = _score_model_predictions(competition, upload, solution_path, submission_id)
+            else:
+                result = score_submission(upload, solution_path, metric=competition.metric, limits=_limits())
     except ScoringError as exc:
         submission_fail(submission_id, str(exc), attempt, charged=exc.charged)
         return ScoringOutcome(Submission.Status.FAILED, str(exc))

@@ -147,6 +147,16 @@ HOLDOUT_MAX_UPLOAD_BYTES = env_int("HOLDOUT_MAX_UPLOAD_MB", 200) * 1024 * 1024
 HOLDOUT_MAX_DECOMPRESSED_BYTES = env_int("HOLDOUT_MAX_DECOMPRESSED_MB", 1024) * 1024 * 1024
 # Where workers cache prepared solutions copied out of private storage.
 HOLDOUT_WORKER_CACHE = Path(env_str("HOLDOUT_WORKER_CACHE", str(VAR_DIR / "worker-cache")))
+# The model sandbox's kernel layers (workers/modelrun/isolation.py). A layer the host refuses is
+# skipped with a warning unless listed here, which makes it fatal (set all four in production).
+HOLDOUT_SANDBOX_LAYERS = ("user", "net", "mount", "seccomp")
+HOLDOUT_SANDBOX_REQUIRE = env_list("HOLDOUT_SANDBOX_REQUIRE", [])
+if set(HOLDOUT_SANDBOX_REQUIRE) - set(HOLDOUT_SANDBOX_LAYERS):
+    raise ImproperlyConfigured(
+        f"HOLDOUT_SANDBOX_REQUIRE takes {', '.join(HOLDOUT_SANDBOX_LAYERS)}; got {HOLDOUT_SANDBOX_REQUIRE}"
+    )
+# The unprivileged user a root worker's model child becomes.
+HOLDOUT_SANDBOX_USER = env_str("HOLDOUT_SANDBOX_USER", "nobody")
 
 # --- Cache and rate limits -----------------------------------------------------------------
 # The rate limiter's counters. Local memory counts per process (3 gunicorn workers: 3x the

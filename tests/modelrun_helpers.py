@@ -74,6 +74,17 @@ def save_nan_model(path: Path) -> Path:
     return path
 
 
+def save_copying_model(path: Path, *, inputs: int = 64, outputs: int = 10, scale: float = 1.0) -> Path:
+    """A linear Dense layer whose outputs are the first ``outputs`` inputs times ``scale``: the
+    attack that turns an error message echoing outputs into a reader of hidden features."""
+    k = keras()
+    model = k.Sequential([k.Input((inputs,)), k.layers.Dense(outputs, activation="linear")])
+    kernel = np.eye(inputs, outputs, dtype=np.float32) * np.float32(scale)
+    model.layers[0].set_weights([kernel, np.zeros(outputs, np.float32)])
+    model.save(path)
+    return path
+
+
 def save_wide_model(path: Path, *, units: int = 100_000) -> Path:
     """A 30 MB model whose hidden activations need ``rows x units x 4`` bytes per batch."""
     k = keras()

@@ -148,3 +148,68 @@ def test_bundle_round_trip_keeps_the_hidden_features(model_competition, tmp_path
     assert copy.features_info == info
     with copy.hidden_features.open("rb") as fh:
         assert fh.read() == features
+
+
+def test_rules_tab_says_which_model_failures_count(client, model_competition, competition):
+    page = client.get(reverse("competition_rules", args=[model_competition.slug])).content.decode()
+    assert "a model file that cannot be loaded or run" in page
+    assert "a model whose outputs on the test set are unusable" in page
+    csv_page = client.get(reverse("competition_rules", args=[competition.slug])).content.decode()
+    assert "its format, ids or values out of range" in csv_page and "model whose outputs" not in csv_page
+    assert "counts like a scored submission" in csv_page
+
+
+def test_submit_page_states_the_model_charging_rule(client, model_competition, learner):
+    services.competition_join(user=learner, competition=model_competition)
+    client.login(username=learner.username, password=PASSWORD)
+    page = client.get(reverse("competition_submit", args=[model_competition.slug])).content.decode()
+    assert "one whose outputs on the test set are unusable does" in page
+    assert "Files that cannot be scored do not count" not in page
+
+
+def test_engine_messages_about_model_predictions_never_reach_the_learner(
+    model_competition, learner, x, tmp_path, monkeypatch
+):
+    # A gap in the sandbox's checks: the predictions it wrote fail in the engine, whose message
+    # would name a hidden id and echo the model's output (here a copied feature value).
+    services.competition_join(user=learner, competition=model_competition)
+    ids = mh.ids_for(N)
+    leaked = f"{x[3, 0]:.6f}"
+    bad = tmp_path / "predictions.csv"
+    bad.write_text("id,target\n" + "".join(f"{i},{leaked if k == 3 else 0}\n" for k, i in enumerate(ids)))
+    monkeypatch.setattr(services, "_predictions_from_model", lambda competition, model, workdir: bad)
+    sub = services.submission_create(
+        user=learner,
+        competition=model_competition,
+        uploaded=SimpleUploadedFile("model.keras", b"PK\x03\x04"),
+        description="",
+    )
+    outcome = services.submission_score(sub.pk)
+    sub.refresh_from_db()
+    assert sub.status == Submission.Status.FAILED and outcome.message == sub.error_message
+    assert sub.error_message == (
+        "The model's predictions on the test set could not be scored; the model must output "
+        f"{model_competition.model_output_spec}. This submission counts against your limits."
+    )
+    assert leaked not in sub.error_message and not any(i in sub.error_message for i in ids)
+    assert sub.charged
+
+
+@needs_tf
+def test_a_model_whose_outputs_overflow_is_refused_by_count_and_charged(
+    client, model_competition, learner, x, tmp_path, eager_celery, django_capture_on_commit_callbacks
+):
+    services.competition_join(user=learner, competition=model_competition)
+    client.login(username=learner.username, password=PASSWORD)
+    model = mh.save_copying_model(tmp_path / "copy.keras", inputs=FEATURES, outputs=CLASSES, scale=3e38)
+    with django_capture_on_commit_callbacks(execute=True):
+        submit_model(client, model_competition, model)
+    sub = Submission.objects.get()
+    with np.errstate(over="ignore"):
+        overflowing = int((np.abs(x[:, :CLASSES] * np.float32(3e38)) == np.inf).any(axis=1).sum())
+    assert sub.status == Submission.Status.FAILED
+    assert sub.error_message == (
+        f"The model predicted NaN or infinite values on {overflowing} of {N} test rows; "
+        "check its weights for NaN."
+    )
+    assert sub.charged

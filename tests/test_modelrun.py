@@ -31,6 +31,7 @@ from tests.modelrun_helpers import (
     ids_for,
     predict_locally,
     rewrite_archive,
+    save_copying_model,
     save_dense,
     save_image_model,
     save_lambda_model,
@@ -355,8 +356,20 @@ def test_class_probabilities_that_are_not_a_softmax_are_refused(tmp_path):
         )
     assert learner_error(excinfo) == (
         "The model's outputs must be probabilities between 0 and 1 that sum to 1 on each row (end the model "
-        "with a softmax); 2 rows are not, e.g. id 'a' has [0.2, 0.3]."
+        "with a softmax); 2 of 3 test rows are not."
     )
+    assert excinfo.value.charged  # caused by the outputs on hidden rows, so not a free question
+
+
+def test_rmsle_outputs_of_minus_one_or_less_are_refused_by_count(tmp_path):
+    with pytest.raises(ModelRejected) as excinfo:
+        _written(tmp_path, [[-1.5], [2.0], [-7.25]], "rmsle", None, ["id", "y"])
+    message = learner_error(excinfo)
+    assert message == (
+        "The model's outputs must be greater than -1 (rmsle takes log(1 + prediction)); "
+        "2 of 3 test rows are not."
+    )
+    assert "-1.5" not in message and "-7.25" not in message and excinfo.value.charged
 
 
 def test_a_child_killed_by_the_cpu_limit_is_reported_as_time():
@@ -422,9 +435,11 @@ def run(challenge, model: Path, tmp_path: Path, *, metric: str = "accuracy", fea
     return out
 
 
-def rejected(challenge, model: Path, tmp_path: Path, *, features=None, **limits) -> ModelRejected:
+def rejected(
+    challenge, model: Path, tmp_path: Path, *, metric: str = "accuracy", features=None, **limits
+) -> ModelRejected:
     with pytest.raises(ModelRejected) as excinfo:
-        run(challenge, model, tmp_path, features=features, **limits)
+        run(challenge, model, tmp_path, metric=metric, features=features, **limits)
     learner_error(excinfo)
     assert "Traceback" not in str(excinfo.value) and str(tmp_path) not in str(excinfo.value)
     return excinfo.value
@@ -515,9 +530,27 @@ class TestTensorFlow:
 
     def test_refuses_a_wrong_input_shape(self, pool, challenge, tmp_path):
         model = save_dense(tmp_path / "m.keras", inputs=32)
-        assert str(rejected(challenge, model, tmp_path)) == (
+        error = rejected(challenge, model, tmp_path)
+        assert str(error) == (
             "The model expects inputs of shape (32,) per row, but the test features have shape (64,) per row."
         )
+        assert not error.charged  # a problem of the model file, found before any hidden output
+
+    def test_a_model_copying_hidden_features_learns_nothing_from_the_refusal(self, pool, challenge, tmp_path):
+        # Features with recognisable values; the model's outputs are the first 10 of them.
+        x = np.round(challenge["x"] * 100 + 1000, 2)
+        features = features_csv(tmp_path / "x.csv", challenge["ids"], x)
+        model = save_copying_model(tmp_path / "copy.keras")
+        error = rejected(challenge, model, tmp_path, metric="log_loss_multiclass", features=features)
+        message = str(error)
+        assert message == (
+            "The model's outputs must be probabilities between 0 and 1 that sum to 1 on each row (end the "
+            f"model with a softmax); {ROWS} of {ROWS} test rows are not."
+        )
+        for row in x[:5]:
+            assert all(f"{v:.4g}" not in message and f"{v:g}" not in message for v in row[:10])
+        assert not any(i in message for i in challenge["ids"])
+        assert error.charged
 
     def test_refuses_a_wrong_output_shape(self, pool, challenge, tmp_path):
         model = save_dense(tmp_path / "m.keras", outputs=3)
@@ -529,8 +562,24 @@ class TestTensorFlow:
     def test_refuses_nan_outputs(self, pool, challenge, tmp_path):
         error = rejected(challenge, save_nan_model(tmp_path / "nan.keras"), tmp_path)
         assert str(error) == (
-            "The model predicted NaN or infinite values (first at test row 1); check its weights for NaN."
+            f"The model predicted NaN or infinite values on {ROWS} of {ROWS} test rows; "
+            "check its weights for NaN."
         )
+        assert error.charged
+
+    def test_infinite_outputs_are_counted_over_every_batch_and_never_located(self, pool, challenge, tmp_path):
+        # Outputs overflow to inf exactly where a hidden feature is large: the refusal says how
+        # many rows (over all batches), never which.
+        model = save_copying_model(tmp_path / "copy.keras", scale=3e38)
+        with np.errstate(over="ignore"):
+            overflowing = int((np.abs(challenge["x"][:, :10] * np.float32(3e38)) == np.inf).any(axis=1).sum())
+        assert 0 < overflowing < ROWS
+        error = rejected(challenge, model, tmp_path, batch_size=64)
+        assert str(error) == (
+            f"The model predicted NaN or infinite values on {overflowing} of {ROWS} test rows; "
+            "check its weights for NaN."
+        )
+        assert error.charged
 
     def test_refuses_a_model_that_needs_too_much_memory(self, pool, challenge, tmp_path):
         # 4096 rows x 100,000 hidden units x 4 bytes = 1.6 GB of activations per batch: more than

@@ -5,6 +5,7 @@ TensorFlow before a prefork pool forks deadlocks the children, so model code sta
 model worker's tasks and is imported lazily there.
 """
 
+import logging
 import os
 
 from celery import Celery
@@ -12,6 +13,7 @@ from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
+logger = logging.getLogger(__name__)
 app = Celery("holdout")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["workers"], related_name="tasks")
@@ -60,6 +62,19 @@ def _warm_model_runner(**_: object) -> None:
     imported into the worker itself, let alone before a pool forks.
     """
     if os.environ.get("HOLDOUT_MODEL_WORKER", "").lower() in {"1", "true", "yes"}:
-        from workers.modelrun.sandbox import warm_pool
+        from competitions.services import sandbox_policy
+        from workers.modelrun.isolation import protect_parent
+        from workers.modelrun.sandbox import configure_isolation, isolation_report, warm_pool
 
+        policy = sandbox_policy()
+        report = isolation_report(policy)
+        if "error" in report:
+            # HOLDOUT_SANDBOX_REQUIRE names a layer this host cannot provide: refuse to serve.
+            logger.critical("model sandbox: %s; the model worker stops", report["error"])
+            raise SystemExit(f"model sandbox: {report['error']}")
+        logger.info("model sandbox layers active: %s", ", ".join(report["active"]) or "none")
+        for layer, why in report["missing"].items():
+            logger.warning("model sandbox layer %s is NOT active: %s", layer, why)
+        protect_parent()
+        configure_isolation(policy)
         warm_pool()

@@ -34,6 +34,8 @@ def model_worker(stopped_celery_worker: CeleryWorker) -> CeleryWorker:
     worker.pool = "solo"
     worker.concurrency = 1
     worker.env["HOLDOUT_MODEL_WORKER"] = "1"
+    # As in production: every model runs inside all four sandbox layers, or not at all.
+    worker.env["HOLDOUT_SANDBOX_REQUIRE"] = "user,net,mount,seccomp"
     # The shared 5 s visibility timeout exists to test redelivery after a kill; a model run can
     # outlast it, and nothing here kills the worker.
     worker.env["CELERY_VISIBILITY_TIMEOUT"] = "600"
@@ -96,6 +98,8 @@ def test_a_good_model_is_scored_by_the_model_worker_alone(
     assert submission.attempts == 1
     assert model_worker.task_results() == ["'scored'"]
     assert "model run: {'ok': True" in model_worker.log()  # it ran in the sandbox's child
+    assert "model sandbox layers active: mount, net, user, seccomp" in model_worker.log()
+    assert "NOT active" not in model_worker.log()
     # The model worker left the CSV work alone: still queued, its message still in Redis.
     waiting.refresh_from_db()
     assert waiting.status == Submission.Status.QUEUED

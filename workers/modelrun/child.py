@@ -1,12 +1,13 @@
 """The sandboxed child that runs one learner model: ``python -m workers.modelrun.child``.
 
 Started only by workers.modelrun.sandbox, never imported by the web process or a worker. It
-imports nothing from the project, so importing it pulls in only the standard library, numpy and
-Keras (TensorFlow).
+imports nothing from the project but isolation.py (standard library only), so it pulls in only
+the standard library, numpy and Keras (TensorFlow).
 
 Protocol (one job per process, so no state can leak from one learner's model to the next):
 
-1. Arguments: ``--memory-bytes N --startup-cpu S --parent PID``. Before importing TensorFlow
+1. Arguments: ``--memory-bytes N --startup-cpu S --parent PID [--isolation POLICY]``. Before
+   anything else it enters the sandbox's isolation layers (isolation.py). Before importing TensorFlow
    the child asks the kernel to SIGKILL it when the parent dies, and sets RLIMIT_AS to N and
    RLIMIT_CPU to S seconds (enough to import TensorFlow, not enough to spin forever).
 2. It imports Keras, then writes ``ready`` on its protocol stream (the original stdout; fd 1
@@ -38,6 +39,17 @@ PR_SET_PDEATHSIG = 1
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     protocol = _take_stdout()
+    if args.isolation:
+        # First: the learner's model must never run outside the sandbox (see isolation.py).
+        from workers.modelrun.isolation import IsolationError, Policy, enter
+
+        try:
+            report = enter(Policy.from_json(args.isolation), os.getcwd())
+        except IsolationError as exc:
+            print(f"sandbox: {exc}", file=sys.stderr)
+            return 1
+        print(f"sandbox: active {report.active}, missing {report.missing}", file=sys.stderr)
+    # After changing user: a change of credentials clears the parent-death signal.
     _die_with_parent(args.parent)
     resource.setrlimit(resource.RLIMIT_AS, (args.memory_bytes, args.memory_bytes))
     _cpu_budget(args.startup_cpu, final=False)
@@ -106,6 +118,7 @@ def _run(job: dict) -> dict:
     batch_size = int(job["batch_size"])
     n = len(x)
     out = None
+    nonfinite = 0  # counted over every batch: the learner is told how many rows, never which
     for start in range(0, n, batch_size):
         batch = np.ascontiguousarray(x[start : start + batch_size])
         try:
@@ -126,12 +139,12 @@ def _run(job: dict) -> dict:
             return _failure("output_shape", {"per_row": [int(d) for d in y.shape[1:]]})
         if y.dtype.kind not in "fiub":
             return _failure("output_dtype", {"dtype": str(y.dtype)})
-        finite = np.isfinite(y).all(axis=1)
-        if not finite.all():
-            return _failure("nonfinite", {"row": start + int(np.flatnonzero(~finite)[0])})
+        nonfinite += int((~np.isfinite(y).all(axis=1)).sum())
         if out is None:
             out = np.empty((n, y.shape[1]), dtype=np.float64 if y.dtype == np.float64 else np.float32)
         out[start : start + len(batch)] = y
+    if nonfinite:
+        return _failure("nonfinite", {"rows": nonfinite, "total": n})
     np.save(job["out"], out, allow_pickle=False)
     return {
         "ok": True,
@@ -207,6 +220,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-bytes", type=int, required=True)
     parser.add_argument("--startup-cpu", type=int, required=True)
     parser.add_argument("--parent", type=int, required=True)
+    parser.add_argument("--isolation", default="", help="an isolation.Policy as JSON")
     return parser.parse_args(argv)
 
 

@@ -62,6 +62,7 @@ from workers.engine.metrics import Metric
 from workers.engine.scoring import PROBABILITY_SUM_TOLERANCE
 
 from .features import output_spec, read_features
+from .isolation import Policy
 
 logger = logging.getLogger(__name__)
 
@@ -93,11 +94,21 @@ class SandboxLimits:
 
 
 class ModelRejected(ScoringError):
-    """The model could not be run; ``str()`` is for the learner, ``log`` for the operator."""
+    """The model could not be run; ``str()`` is for the learner, ``log`` for the operator.
 
-    def __init__(self, message: str, log: str = "") -> None:
-        super().__init__(message)
+    Refusals of the model file itself (not a zip, unsafe layers, wrong input shape) are free.
+    Refusals of its outputs on the hidden features are ``charged``: a free failure would answer
+    a question about hidden rows at no cost. Either way the message gives shapes and counts
+    only, never an id, a feature or a predicted value.
+    """
+
+    def __init__(self, message: str, log: str = "", *, charged: bool = False) -> None:
+        super().__init__(message, charged=charged)
         self.log = log
+
+
+# Child reply categories caused by what the model computed on the hidden features.
+OUTPUT_FAILURES = frozenset({"outputs", "output_shape", "output_dtype", "nonfinite"})
 
 
 class RunnerUnavailable(RuntimeError):
@@ -134,8 +145,11 @@ def predict_to_csv(
     if child is None:
         child = _Child.spawn(limits.memory_bytes)
     try:
-        os.symlink(Path(model_path).resolve(), child.workdir / "model.keras")
+        # A copy, not a link: the child cannot see (or, as nobody, read) where uploads live.
+        shutil.copyfile(model_path, child.workdir / "model.keras")
         np.save(child.workdir / "x.npy", x, allow_pickle=False)
+        for name in ("model.keras", "x.npy"):  # readable by the child's user, whatever the umask
+            os.chmod(child.workdir / name, 0o644)
         job = {
             "model": str(child.workdir / "model.keras"),
             "features": str(child.workdir / "x.npy"),
@@ -147,7 +161,11 @@ def predict_to_csv(
         reply = child.run(job, limits, rows=len(ids))
         if not reply.get("ok"):
             logger.info("model refused: %s", {k: v for k, v in reply.items() if k != "log"})
-            raise ModelRejected(_explain(reply, limits, spec), log=reply.get("log", ""))
+            raise ModelRejected(
+                _explain(reply, limits, spec),
+                log=reply.get("log", ""),
+                charged=reply.get("category") in OUTPUT_FAILURES,
+            )
         logger.info("model run: %s", reply)
         predictions = np.load(child.workdir / "out.npy", allow_pickle=False)
     finally:
@@ -296,7 +314,7 @@ def write_predictions_csv(
 ) -> None:
     """Turn model outputs into a submission the engine scores like any uploaded CSV."""
     id_name, *value_names = submission_columns
-    values = _prediction_columns(ids, predictions, metric, classes)
+    values = _prediction_columns(predictions, metric, classes)
     if len(values) != len(value_names):
         raise ValueError(f"{len(values)} prediction columns for the submission columns {submission_columns}")
     table = pa.Table.from_arrays([pa.array(ids, type=pa.string()), *values], names=[id_name, *value_names])
@@ -309,20 +327,21 @@ def write_predictions_csv(
         )
 
 
-def _prediction_columns(
-    ids: np.ndarray, p: np.ndarray, m: Metric, classes: list[str] | None
-) -> list[pa.Array]:
+def _prediction_columns(p: np.ndarray, m: Metric, classes: list[str] | None) -> list[pa.Array]:
     k = p.shape[1]
     if m.prediction == "class_probabilities":
-        _check_probabilities(ids, p, "softmax")
+        _check_probabilities(p, "softmax")
         return [pa.array(p[:, j]) for j in range(k)]
     if m.prediction == "probability":
         if k == 2:
-            _check_probabilities(ids, p, "softmax")
+            _check_probabilities(p, "softmax")
             return [pa.array(p[:, 1])]
-        _check_probabilities(ids, p, "sigmoid")
+        _check_probabilities(p, "sigmoid")
         return [pa.array(p[:, 0])]
     if m.prediction == "numeric":
+        if m.target == "nonnegative":
+            why = f"{m.name} takes log(1 + prediction)"
+            _refuse_rows(p[:, 0] <= -1, f"The model's outputs must be greater than -1 ({why})")
         return [pa.array(p[:, 0])]
     assert classes is not None
     labels = np.asarray(classes, dtype=object)
@@ -336,19 +355,19 @@ def _prediction_columns(
     return [pa.array(chosen.tolist(), type=pa.string())]
 
 
-def _check_probabilities(ids: np.ndarray, p: np.ndarray, activation: str) -> None:
+def _check_probabilities(p: np.ndarray, activation: str) -> None:
     outside = ((p < 0) | (p > 1)).any(axis=1)
     off = np.abs(p.sum(axis=1) - 1) > PROBABILITY_SUM_TOLERANCE if p.shape[1] > 1 else np.zeros(len(p), bool)
-    bad = outside | off
-    if not bad.any():
-        return
-    row = int(np.flatnonzero(bad)[0])
-    shown = ", ".join(f"{v:.4g}" for v in p[row, :10]) + (", …" if p.shape[1] > 10 else "")
     what = "probabilities between 0 and 1" + (" that sum to 1 on each row" if p.shape[1] > 1 else "")
-    raise ModelRejected(
-        f"The model's outputs must be {what} (end the model with a {activation}); "
-        f"{int(bad.sum()):,} rows are not, e.g. id {show(ids[row])} has [{shown}]."
-    )
+    _refuse_rows(outside | off, f"The model's outputs must be {what} (end the model with a {activation})")
+
+
+def _refuse_rows(bad: np.ndarray, requirement: str) -> None:
+    """Refuse outputs that break ``requirement`` on some rows: a charged refusal that counts
+    the rows but never names one or shows a value (outputs can copy hidden features)."""
+    if bad.any():
+        rows = f"{int(bad.sum()):,} of {len(bad):,} test rows are not"
+        raise ModelRejected(f"{requirement}; {rows}.", charged=True)
 
 
 # -- learner-facing messages ---------------------------------------------------------------------
@@ -387,8 +406,8 @@ def _explain(reply: dict, limits: SandboxLimits, spec: str) -> str:
         return f"The model outputs {detail.get('dtype')} values; it must output numbers."
     if category == "nonfinite":
         return (
-            "The model predicted NaN or infinite values (first at test row "
-            f"{int(detail.get('row', 0)) + 1:,}); check its weights for NaN."
+            f"The model predicted NaN or infinite values on {int(detail.get('rows', 0)):,} of "
+            f"{int(detail.get('total', 0)):,} test rows; check its weights for NaN."
         )
     if category == "memory":
         return f"The model needed more than {mb} of memory (the limit for a model run, TensorFlow included)."
@@ -467,6 +486,8 @@ class _Child:
             str(STARTUP_CPU_SECONDS),
             "--parent",
             str(os.getpid()),
+            "--isolation",
+            _ISOLATION.to_json(),
         ]
         self.env = child_env(self.workdir)
         self.sent = ""
@@ -637,6 +658,37 @@ class WarmPool:
 
 _POOL: WarmPool | None = None
 _POOL_LOCK = threading.Lock()
+_ISOLATION = Policy()
+
+
+def configure_isolation(policy: Policy) -> None:
+    """Set what every child from now on hides and requires (see isolation.py); a warm child
+    started under another policy is discarded."""
+    global _ISOLATION
+    with _POOL_LOCK:
+        if policy == _ISOLATION:
+            return
+        _ISOLATION = policy
+        if _POOL is not None and _POOL._pid == os.getpid():
+            _POOL.close()
+
+
+def isolation_report(policy: Policy | None = None) -> dict:
+    """Which layers a child gets on this host: run the isolation alone in a short process."""
+    policy = policy or _ISOLATION
+    with tempfile.TemporaryDirectory(prefix="holdout-sandbox-check-") as workdir:
+        result = subprocess.run(
+            [sys.executable, "-s", "-m", "workers.modelrun.isolation", policy.to_json()],
+            capture_output=True,
+            text=True,
+            cwd=workdir,
+            env=child_env(Path(workdir)),
+            timeout=60,
+        )
+    try:
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": f"exit {result.returncode}: {result.stderr[-2000:]}"}
 
 
 def warm_pool(memory_bytes: int = SandboxLimits.memory_bytes) -> WarmPool:

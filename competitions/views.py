@@ -1,6 +1,7 @@
 """The learner's pages. Each view authorizes, validates with a form, calls one service or
 selector and renders; the rules themselves live in services, selectors and models."""
 
+import re
 from pathlib import PurePosixPath
 
 from django.conf import settings
@@ -185,10 +186,9 @@ def competition_submit(request: HttpRequest, slug: str) -> HttpResponse:
 def competition_submissions(request: HttpRequest, slug: str) -> HttpResponse:
     page = _competition_page(request, slug, "submissions")
     participation = page["participation"]
-    new_id = request.GET.get("new", "")
     page.update(
         submissions=selectors.team_submissions(participation.team) if participation else [],
-        new_id=int(new_id) if new_id.isdigit() else None,
+        new_id=_id_param(request, "new"),
         show_private=page["competition"].has_ended(),
         poll_interval_ms=settings.HOLDOUT_POLL_INTERVAL_MS,
     )
@@ -255,6 +255,14 @@ def _status_payload(submission: Submission) -> dict:
         payload["private_score"] = submission.private_score
         payload["private_score_display"] = competition.format_score(submission.private_score)
     return payload
+
+
+def _id_param(request: HttpRequest, name: str) -> int | None:
+    """A row id from the query string, or None when it is missing or malformed. Only ASCII digits,
+    and not too many: str.isdigit() accepts "²", which int() then refuses (a 500), and int()
+    refuses more than 4,300 digits. A mangled link is not worth an error page."""
+    raw = request.GET.get(name, "")
+    return int(raw) if re.fullmatch(r"[0-9]{1,18}", raw) else None
 
 
 def _safe_next(request: HttpRequest) -> str:

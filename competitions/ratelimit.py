@@ -86,6 +86,13 @@ RULES = (
         "5/3600",
         "password reset requests",
     ),
+    Rule(
+        "email_confirm",
+        re.compile(r"^/accounts/confirm-email/$"),
+        "HOLDOUT_RATELIMIT_EMAIL_CONFIRM",
+        "5/3600",
+        "confirmation e-mails",
+    ),
     Rule("submit", re.compile(r"^/c/[^/]+/submit/$"), "HOLDOUT_RATELIMIT_SUBMIT", "30/60", "submissions"),
     Rule("submit", re.compile(_SUBMISSION_API), "HOLDOUT_RATELIMIT_SUBMIT", "30/60", "submissions"),
     Rule("api", re.compile(r"^/api/"), "HOLDOUT_RATELIMIT_API", "120/60", "API requests"),

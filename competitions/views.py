@@ -19,6 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from competitions import selectors, services, uploads
+from competitions.email_confirmation import email_confirmation_send
 from competitions.forms import JoinForm, SignupForm, SubmissionForm
 from competitions.models import Competition, Submission
 
@@ -51,6 +52,12 @@ def signup(request: HttpRequest) -> HttpResponse:
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, f"Welcome to Holdout, {user.username}! Pick a challenge and join it.")
+        if email_confirmation_send(request, user):
+            messages.info(request, f"We sent a link to {user.email}: open it to confirm your e-mail address.")
+        else:
+            messages.warning(
+                request, "We could not send the confirmation e-mail; ask for it again on your profile."
+            )
         return redirect(next_url or "competition_list")
     return render(request, "registration/signup.html", {"form": form, "next": next_url})
 

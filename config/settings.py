@@ -172,6 +172,8 @@ CACHES = {
 HOLDOUT_RATELIMIT_LOGIN = env_str("HOLDOUT_RATELIMIT_LOGIN", "10/60")
 HOLDOUT_RATELIMIT_SIGNUP = env_str("HOLDOUT_RATELIMIT_SIGNUP", "10/3600")
 HOLDOUT_RATELIMIT_PASSWORD_RESET = env_str("HOLDOUT_RATELIMIT_PASSWORD_RESET", "5/3600")
+# Asking for another e-mail confirmation link (per user): each one sends an e-mail.
+HOLDOUT_RATELIMIT_EMAIL_CONFIRM = env_str("HOLDOUT_RATELIMIT_EMAIL_CONFIRM", "5/3600")
 HOLDOUT_RATELIMIT_SUBMIT = env_str("HOLDOUT_RATELIMIT_SUBMIT", "30/60")
 HOLDOUT_RATELIMIT_API = env_str("HOLDOUT_RATELIMIT_API", "120/60")
 # How many reverse proxies (nginx...) stand in front and append to X-Forwarded-For.

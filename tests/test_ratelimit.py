@@ -211,6 +211,14 @@ def test_password_reset_requests_are_limited(client, learner, settings):
     assert statuses == [302, 302, 429]
 
 
+def test_confirmation_e_mails_are_limited_per_user(client, learner, settings, mailoutbox):
+    settings.HOLDOUT_RATELIMIT_EMAIL_CONFIRM = "2/3600"
+    client.force_login(learner)
+    statuses = [client.post(reverse("email_confirm_resend")).status_code for _ in range(3)]
+    assert statuses == [302, 302, 429]
+    assert len(mailoutbox) == 2
+
+
 # --- submissions ---------------------------------------------------------------------------------
 
 

@@ -185,3 +185,13 @@ def test_the_migration_confirms_superusers_only(db):
     confirmed = set(User.objects.filter(email_verified_at__isnull=False).values_list("username", flat=True))
     assert confirmed == {admin.username}
     assert staff.username not in confirmed and plain.username not in confirmed
+
+
+def test_the_admin_shows_and_filters_confirmation(admin_client, learner):
+    User.objects.filter(pk=learner.pk).update(email_verified_at=timezone.now())
+    make_user("pupil")
+    changelist = reverse("admin:competitions_user_changelist")
+    unconfirmed = admin_client.get(changelist, {"email_verified_at__isempty": "1"}).content.decode()
+    assert "pupil" in unconfirmed and ">lena<" not in unconfirmed
+    change = admin_client.get(reverse("admin:competitions_user_change", args=[learner.pk])).content.decode()
+    assert "E-mail confirmed at" in change

@@ -195,3 +195,14 @@ def test_the_admin_shows_and_filters_confirmation(admin_client, learner):
     assert "pupil" in unconfirmed and ">lena<" not in unconfirmed
     change = admin_client.get(reverse("admin:competitions_user_change", args=[learner.pk])).content.decode()
     assert "E-mail confirmed at" in change
+
+
+def test_a_completed_password_reset_confirms_the_address(client, learner, mailoutbox):
+    client.post(reverse("password_reset"), {"email": "lena@example.com"})
+    link = re.search(r"https?://[^/]+(/\S+)", mailoutbox[0].body).group(1)
+    form_page = client.get(link, follow=True)
+    assert not User.objects.get(pk=learner.pk).email_verified  # opening the link is not enough
+    new = "another-long-password-77"
+    client.post(form_page.redirect_chain[-1][0], {"new_password1": new, "new_password2": new})
+    learner.refresh_from_db()
+    assert learner.check_password(new) and learner.email_verified

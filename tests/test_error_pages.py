@@ -91,3 +91,10 @@ def test_a_form_sent_without_its_csrf_token_explains_what_to_do(settings, learne
     response = client.post("/accounts/login/", {"username": "lena", "password": "x"})
     assert response.status_code == 403
     assert "reload the page and send it again" in response.content.decode()
+
+
+def test_an_unknown_host_is_the_400_page(production, settings):
+    settings.ALLOWED_HOSTS = ["holdout.example.org"]
+    response = production.get("/", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert "Bad request" in response.content.decode()

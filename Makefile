@@ -7,6 +7,10 @@ BIN    := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
+# Local development: the embedded defaults (a development secret key, SQLite under var/, the
+# filesystem broker) and DEBUG on. Without it the settings start in production mode and ask for
+# SECRET_KEY and DATABASE_URL, as gunicorn in production does.
+export HOLDOUT_DEV ?= 1
 
 .PHONY: help install demo serve worker migrate seed test test-fast lint format bench clean
 

@@ -20,7 +20,10 @@ class SignupForm(UserCreationForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["email"].required = True
-        self.fields["email"].help_text = "Used only to reset your password."
+        self.fields["email"].help_text = (
+            "We send a link to confirm it. It is used to reset your password and, for challenges "
+            "open only to a school's or a class's addresses, to check you may join."
+        )
 
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip()

@@ -64,9 +64,45 @@ class User(AbstractUser):
     """Custom from the first migration so that profile fields (API keys...) can be added later."""
 
     email = models.EmailField("email address", unique=True)
+    # Set when the user opened the confirmation link sent to `email` (competitions.email_confirmation).
+    # Anything that trusts the address (a challenge's allow-list) requires it.
+    email_verified_at = models.DateTimeField(
+        "e-mail confirmed at",
+        null=True,
+        blank=True,
+        help_text="When the user opened the link sent to this address. Cleared when the address changes.",
+    )
 
     def __str__(self) -> str:
         return self.username
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        user = super().from_db(db, field_names, values)
+        user._loaded_email = user.__dict__.get("email")
+        user._loaded_email_verified_at = user.__dict__.get("email_verified_at")
+        return user
+
+    def save(self, *args, **kwargs) -> None:
+        # A new address is unproven: changing it (in the admin, say) clears the confirmation,
+        # unless the same save sets the confirmation on purpose. A change of letter case only is
+        # the same mailbox.
+        loaded = getattr(self, "_loaded_email", None)
+        if (
+            loaded is not None
+            and (self.email or "").strip().lower() != loaded.strip().lower()
+            and self.email_verified_at == self._loaded_email_verified_at
+        ):
+            self.email_verified_at = None
+            update_fields = kwargs.get("update_fields")
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "email_verified_at"}
+        super().save(*args, **kwargs)
+        self._loaded_email, self._loaded_email_verified_at = self.email, self.email_verified_at
 
 
 class CompetitionQuerySet(models.QuerySet):
@@ -253,8 +289,14 @@ class Competition(models.Model):
     def merging_closed(self, now: datetime | None = None) -> bool:
         return (now or timezone.now()) >= self.effective_merger_deadline
 
+    @property
+    def restricts_by_email(self) -> bool:
+        """Whether an allow-list is set: joining then needs a confirmed address on it."""
+        return bool(self.join_allowlist.strip())
+
     def allows_email(self, email: str) -> bool:
-        """The optional allow-list: exact addresses, or @domain entries."""
+        """The optional allow-list: exact addresses, or @domain entries. Only ever pass an address
+        the user has confirmed (User.email_verified): anyone can type any address at sign-up."""
         entries = [line.strip().lower() for line in self.join_allowlist.splitlines() if line.strip()]
         if not entries:
             return True

@@ -16,7 +16,10 @@ Whom a counter belongs to:
   count per address (the API may add per-key throttles of its own);
 - sign-in attempts are also counted per attempted username, so guessing one account's password
   from many addresses is slowed too, and only *failed* sign-ins count (a classroom signing in at
-  nine o'clock is not throttled; a wrong password is).
+  nine o'clock is not throttled; a wrong password is). Each attempt is counted *before* its
+  password is checked and handed back if it succeeds, so concurrent guesses cannot all slip
+  through while the counter still reads zero; the price is that more than the limit of sign-ins
+  in flight at the same instant from one address wait, even if they would have succeeded.
 
 Limits come from settings as "COUNT/SECONDS" strings, read on each request so a test's
 `settings` override applies; an empty string turns a limit off. Add the middleware after
@@ -28,6 +31,7 @@ AuthenticationMiddleware:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -67,7 +71,8 @@ _SUBMISSION_API = (
 RULES = (
     Rule(
         "login",
-        re.compile(r"^/accounts/login/$"),
+        # The admin's sign-in form checks the same passwords: one budget for both.
+        re.compile(r"^/(accounts|admin)/login/$"),
         "HOLDOUT_RATELIMIT_LOGIN",
         "10/60",
         "failed sign-ins",
@@ -80,6 +85,13 @@ RULES = (
         "HOLDOUT_RATELIMIT_PASSWORD_RESET",
         "5/3600",
         "password reset requests",
+    ),
+    Rule(
+        "email_confirm",
+        re.compile(r"^/accounts/confirm-email/$"),
+        "HOLDOUT_RATELIMIT_EMAIL_CONFIRM",
+        "5/3600",
+        "confirmation e-mails",
     ),
     Rule("submit", re.compile(r"^/c/[^/]+/submit/$"), "HOLDOUT_RATELIMIT_SUBMIT", "30/60", "submissions"),
     Rule("submit", re.compile(_SUBMISSION_API), "HOLDOUT_RATELIMIT_SUBMIT", "30/60", "submissions"),
@@ -151,12 +163,17 @@ class RateLimitMiddleware:
         window = int(time.time() // period)
         keys = [f"{KEY_PREFIX}:{rule.bucket}:{i}:{period}:{window}" for i in _identities(request, rule)]
         if rule.failures_only:
-            if any(self._read(k) >= count for k in keys):
+            # Reserve the attempt before the password is checked: a counter read before the
+            # (slow) hash and written after it let 40 concurrent guesses all through. A rejected
+            # reservation is handed back, so the counters hold attempts that were checked, and a
+            # successful sign-in hands its own back, so only failures use up the budget.
+            # Every key is counted (no short cut), so that every key can be released.
+            if max([self._increment(k, period) for k in keys]) > count:
+                self._release(keys)
                 return self._too_many(request, rule, count, period)
             response = self.get_response(request)
-            if not 300 <= response.status_code < 400:  # a successful sign-in redirects
-                for key in keys:
-                    self._increment(key, period)
+            if 300 <= response.status_code < 400:  # a successful sign-in redirects
+                self._release(keys)
             return response
         if any(self._increment(k, period) > count for k in keys):
             return self._too_many(request, rule, count, period)
@@ -173,13 +190,6 @@ class RateLimitMiddleware:
     def _cache():
         return caches[getattr(settings, "HOLDOUT_RATELIMIT_CACHE", "default")]
 
-    def _read(self, key: str) -> int:
-        try:
-            return int(self._cache().get(key, 0))
-        except Exception:
-            log.warning("rate limit cache unavailable; letting the request through", exc_info=True)
-            return 0
-
     def _increment(self, key: str, period: int) -> int:
         try:
             cache = self._cache()
@@ -194,6 +204,16 @@ class RateLimitMiddleware:
         except Exception:
             log.warning("rate limit cache unavailable; letting the request through", exc_info=True)
             return 0
+
+    def _release(self, keys: list[str]) -> None:
+        try:
+            cache = self._cache()
+            for key in keys:
+                # ValueError: the window ended meanwhile, nothing to give back.
+                with contextlib.suppress(ValueError):
+                    cache.decr(key)
+        except Exception:
+            log.warning("rate limit cache unavailable; could not release a sign-in attempt", exc_info=True)
 
     @staticmethod
     def _too_many(request: HttpRequest, rule: Rule, count: int, period: int) -> HttpResponse:

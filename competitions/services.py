@@ -81,6 +81,12 @@ def competition_join(*, user, competition: Competition, invite_code: str | None 
             raise ValidationError("This challenge is not open to participants yet.")
         if competition.state == Competition.State.UNLISTED and invite_code != competition.invite_code:
             raise ValidationError("This challenge can only be joined through its invite link.")
+        if competition.restricts_by_email and not user.email_verified:
+            raise ValidationError(
+                f"This challenge is limited to certain e-mail addresses, and only a confirmed address "
+                f"counts: confirm your e-mail address first. We sent a link to {user.email}; open it, "
+                "then join again. No e-mail? Send the link again (below, or from your profile page)."
+            )
         if not competition.allows_email(user.email):
             raise ValidationError(
                 "This challenge is restricted to invited e-mail addresses; yours is not on its list."

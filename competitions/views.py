@@ -1,6 +1,7 @@
 """The learner's pages. Each view authorizes, validates with a form, calls one service or
 selector and renders; the rules themselves live in services, selectors and models."""
 
+import re
 from pathlib import PurePosixPath
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from competitions import selectors, services, uploads
+from competitions.email_confirmation import email_confirmation_send
 from competitions.forms import JoinForm, SignupForm, SubmissionForm
 from competitions.models import Competition, Submission
 
@@ -50,6 +52,12 @@ def signup(request: HttpRequest) -> HttpResponse:
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, f"Welcome to Holdout, {user.username}! Pick a challenge and join it.")
+        if email_confirmation_send(request, user):
+            messages.info(request, f"We sent a link to {user.email}: open it to confirm your e-mail address.")
+        else:
+            messages.warning(
+                request, "We could not send the confirmation e-mail; ask for it again on your profile."
+            )
         return redirect(next_url or "competition_list")
     return render(request, "registration/signup.html", {"form": form, "next": next_url})
 
@@ -185,10 +193,9 @@ def competition_submit(request: HttpRequest, slug: str) -> HttpResponse:
 def competition_submissions(request: HttpRequest, slug: str) -> HttpResponse:
     page = _competition_page(request, slug, "submissions")
     participation = page["participation"]
-    new_id = request.GET.get("new", "")
     page.update(
         submissions=selectors.team_submissions(participation.team) if participation else [],
-        new_id=int(new_id) if new_id.isdigit() else None,
+        new_id=_id_param(request, "new"),
         show_private=page["competition"].has_ended(),
         poll_interval_ms=settings.HOLDOUT_POLL_INTERVAL_MS,
     )
@@ -255,6 +262,14 @@ def _status_payload(submission: Submission) -> dict:
         payload["private_score"] = submission.private_score
         payload["private_score_display"] = competition.format_score(submission.private_score)
     return payload
+
+
+def _id_param(request: HttpRequest, name: str) -> int | None:
+    """A row id from the query string, or None when it is missing or malformed. Only ASCII digits,
+    and not too many: str.isdigit() accepts "²", which int() then refuses (a 500), and int()
+    refuses more than 4,300 digits. A mangled link is not worth an error page."""
+    raw = request.GET.get(name, "")
+    return int(raw) if re.fullmatch(r"[0-9]{1,18}", raw) else None
 
 
 def _safe_next(request: HttpRequest) -> str:

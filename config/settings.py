@@ -16,15 +16,24 @@ from config.env import env_bool, env_float, env_int, env_list, env_str
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("HOLDOUT_VAR_DIR", str(BASE_DIR / "var")))
 
-DEBUG = env_bool("DEBUG", True)
+# Local development (`make demo`, `make serve`, the test suite) runs on embedded defaults: a
+# development secret key, SQLite under var/, localhost only. Anything else (gunicorn, the
+# containers) starts in production mode: DEBUG off, no traceback pages, and SECRET_KEY and
+# DATABASE_URL required. Production is the default so that a server started without its
+# environment refuses to start instead of running with a public key and tracebacks.
+HOLDOUT_DEV = env_bool("HOLDOUT_DEV", False)
+DEBUG = env_bool("DEBUG", HOLDOUT_DEV)
+_EMBEDDED_DEFAULTS = HOLDOUT_DEV or DEBUG
 
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    if not _EMBEDDED_DEFAULTS:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off (for local development set HOLDOUT_DEV=1)"
+        )
     SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if _EMBEDDED_DEFAULTS else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 
@@ -75,8 +84,10 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 _database_url = env_str("DATABASE_URL")
-if not _database_url and not DEBUG:
-    raise ImproperlyConfigured("DATABASE_URL must be set when DEBUG is off (use PostgreSQL)")
+if not _database_url and not _EMBEDDED_DEFAULTS:
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be set when DEBUG is off (use PostgreSQL; for local development set HOLDOUT_DEV=1)"
+    )
 DATABASES = {
     "default": dj_database_url.parse(
         _database_url or f"sqlite:///{VAR_DIR / 'holdout.sqlite3'}", conn_max_age=60
@@ -171,6 +182,8 @@ CACHES = {
 HOLDOUT_RATELIMIT_LOGIN = env_str("HOLDOUT_RATELIMIT_LOGIN", "10/60")
 HOLDOUT_RATELIMIT_SIGNUP = env_str("HOLDOUT_RATELIMIT_SIGNUP", "10/3600")
 HOLDOUT_RATELIMIT_PASSWORD_RESET = env_str("HOLDOUT_RATELIMIT_PASSWORD_RESET", "5/3600")
+# Asking for another e-mail confirmation link (per user): each one sends an e-mail.
+HOLDOUT_RATELIMIT_EMAIL_CONFIRM = env_str("HOLDOUT_RATELIMIT_EMAIL_CONFIRM", "5/3600")
 HOLDOUT_RATELIMIT_SUBMIT = env_str("HOLDOUT_RATELIMIT_SUBMIT", "30/60")
 HOLDOUT_RATELIMIT_API = env_str("HOLDOUT_RATELIMIT_API", "120/60")
 # How many reverse proxies (nginx...) stand in front and append to X-Forwarded-For.

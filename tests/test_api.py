@@ -384,6 +384,27 @@ def test_kaggle_errors_have_code_and_message(client, learner_key):
     assert refused.status_code == 401 and refused.json()["code"] == 401
 
 
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        ("ListCompetitions", '{"pageSize": 1e400}'),
+        ("ListCompetitions", '{"page": -1e400}'),
+        ("ListCompetitions", '{"pageToken": "\u00b2"}'),
+        (
+            "StartSubmissionUpload",
+            '{"competitionName": "churn", "contentLength": 1e400, "fileName": "p.csv"}',
+        ),
+    ],
+)
+def test_kaggle_numbers_that_are_not_whole_numbers_are_a_400(
+    client, competition, joined, learner_key, method, body
+):
+    # 1e400 arrives as float("inf"), which int() refuses with OverflowError: that was a 500.
+    response = client.post(RPC + method, body, content_type="application/json", **basic("lena", learner_key))
+    assert response.status_code == 400
+    assert "must be a whole number" in response.json()["message"]
+
+
 def test_kaggle_unknown_method_is_501(client, learner_key):
     response = client.post(
         "/api/v1/datasets.DatasetApiService/ListDatasets", {}, content_type="application/json"

@@ -1,9 +1,13 @@
 """Rate limits on sign-in, sign-up, password reset and submissions; reading pages is never limited."""
 
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.core.cache import cache
+from django.contrib.auth.backends import ModelBackend
+from django.core.cache import cache, caches
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, RequestFactory
@@ -11,7 +15,7 @@ from django.urls import reverse
 
 from competitions import ratelimit, services
 from competitions.models import Submission
-from tests.conftest import PASSWORD, make_user, perfect_submission
+from tests.conftest import PASSWORD, make_user, perfect_submission, require_service
 
 MIDDLEWARE = "competitions.ratelimit.RateLimitMiddleware"
 
@@ -91,6 +95,89 @@ def test_counters_reset_with_the_next_window(client, learner, settings, monkeypa
     assert _login(client, "lena", PASSWORD).status_code == 302
 
 
+class GatedPasswordChecks:
+    """Stands in for the authentication backend: every password check waits at a gate until all
+    the concurrent sign-ins are either inside a check or answered, so a counter that is read
+    before the check and written after it lets every one of them in."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.checked = 0
+        self.answered = 0
+        self.lock = threading.Lock()
+        self.gate = threading.Event()
+
+    def backend_method(self):
+        def authenticate(backend, request, username=None, password=None, **kwargs):
+            with self.lock:
+                self.checked += 1
+            self.gate.wait(timeout=30)
+            return None  # a wrong password
+
+        return authenticate
+
+    def post(self, path: str, username: str, ip: str) -> int:
+        status = Client().post(path, {"username": username, "password": "wrong"}, REMOTE_ADDR=ip).status_code
+        with self.lock:
+            self.answered += 1
+        return status
+
+    def open_when_everyone_arrived(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.checked + self.answered >= self.expected:
+                    break
+            time.sleep(0.01)
+        self.gate.set()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("path", "same_address"),
+    [("/accounts/login/", True), ("/accounts/login/", False), ("/admin/login/", True)],
+    ids=["one-address", "many-addresses-one-username", "admin-sign-in"],
+)
+def test_concurrent_wrong_passwords_check_at_most_the_limit(settings, monkeypatch, path, same_address):
+    _race_wrong_passwords(settings, monkeypatch, path, same_address)
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_wrong_passwords_check_at_most_the_limit_with_redis(settings, monkeypatch):
+    """The production set-up: counters in Redis, shared by every process."""
+    from tests.integration.conftest import _redis_problem, redis_test_url
+
+    url = redis_test_url()
+    require_service(_redis_problem(url) is None, f"Redis at {url} is not reachable")
+    settings.CACHES = {
+        **settings.CACHES,
+        "redis": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url},
+    }
+    settings.HOLDOUT_RATELIMIT_CACHE = "redis"
+    caches["redis"].clear()
+    try:
+        _race_wrong_passwords(settings, monkeypatch, "/accounts/login/", True)
+    finally:
+        caches["redis"].clear()
+
+
+def _race_wrong_passwords(settings, monkeypatch, path: str, same_address: bool) -> None:
+    settings.HOLDOUT_RATELIMIT_LOGIN = "10/3600"
+    checks = GatedPasswordChecks(expected=40)
+    monkeypatch.setattr(ModelBackend, "authenticate", checks.backend_method())
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        futures = [
+            pool.submit(checks.post, path, "lena", "10.3.0.1" if same_address else f"10.3.{n}.1")
+            for n in range(40)
+        ]
+        checks.open_when_everyone_arrived(deadline=time.monotonic() + 30)
+        statuses = [f.result(timeout=60) for f in futures]
+    # At most the limit; fewer is possible when two counters (address and username) race in
+    # different orders and each turns away the attempt the other let in.
+    assert 1 <= checks.checked <= 10
+    assert sorted(statuses) == [200] * checks.checked + [429] * (40 - checks.checked)
+
+
 # --- sign-up and password reset ------------------------------------------------------------------
 
 
@@ -122,6 +209,14 @@ def test_password_reset_requests_are_limited(client, learner, settings):
     url = reverse("password_reset")
     statuses = [client.post(url, {"email": "lena@example.com"}).status_code for _ in range(3)]
     assert statuses == [302, 302, 429]
+
+
+def test_confirmation_e_mails_are_limited_per_user(client, learner, settings, mailoutbox):
+    settings.HOLDOUT_RATELIMIT_EMAIL_CONFIRM = "2/3600"
+    client.force_login(learner)
+    statuses = [client.post(reverse("email_confirm_resend")).status_code for _ in range(3)]
+    assert statuses == [302, 302, 429]
+    assert len(mailoutbox) == 2
 
 
 # --- submissions ---------------------------------------------------------------------------------

@@ -39,11 +39,16 @@ def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
-def manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+def manage(
+    tmp_path: Path, *args: str, unset: tuple[str, ...] = (), **env: str
+) -> subprocess.CompletedProcess:
+    environment = production_env(tmp_path, **env)
+    for name in unset:
+        environment.pop(name, None)
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=REPO_ROOT,
-        env=production_env(tmp_path, **env),
+        env=environment,
         capture_output=True,
         text=True,
         timeout=120,
@@ -84,9 +89,44 @@ def test_debug_off_without_a_database_refuses_to_start(tmp_path):
     assert "DATABASE_URL must be set when DEBUG is off" in result.stderr
 
 
+PRINT_DEBUG = ("shell", "-c", "from django.conf import settings; print('DEBUG', settings.DEBUG)")
+
+
+def test_debug_is_off_unless_asked_for(tmp_path):
+    # gunicorn with SECRET_KEY and DATABASE_URL but no DEBUG: no traceback pages.
+    result = manage(tmp_path, *PRINT_DEBUG, unset=("DEBUG",))
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG False" in result.stdout
+
+
+def test_an_empty_environment_refuses_to_start_instead_of_running_in_debug(tmp_path):
+    result = manage(tmp_path, "check", unset=("DEBUG", "SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS"))
+    assert result.returncode != 0
+    assert (
+        "SECRET_KEY must be set when DEBUG is off (for local development set HOLDOUT_DEV=1)" in result.stderr
+    )
+
+
+def test_local_development_mode_runs_on_the_embedded_defaults(tmp_path):
+    # What `make demo` and the test suite use: no secret key or database to configure.
+    result = manage(
+        tmp_path,
+        *PRINT_DEBUG,
+        unset=("DEBUG", "SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS"),
+        HOLDOUT_DEV="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG True" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("DEBUG", "flase"), ("SECURE_SSL_REDIRECT", "maybe"), ("SESSION_COOKIE_SECURE", "2")],
+    [
+        ("DEBUG", "flase"),
+        ("HOLDOUT_DEV", "yes please"),
+        ("SECURE_SSL_REDIRECT", "maybe"),
+        ("SESSION_COOKIE_SECURE", "2"),
+    ],
 )
 def test_a_malformed_boolean_refuses_to_start(tmp_path, name, value):
     result = manage(tmp_path, "check", **{name: value})

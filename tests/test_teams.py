@@ -138,9 +138,13 @@ def test_unlisted_challenges_need_the_invite_code(organizer):
 
 def test_allow_list_by_address_and_domain(organizer):
     competition = make_competition(organizer, join_allowlist="teacher@school.org\n@class.edu\n")
-    services.competition_join(user=make_user("kid", email="kid@class.edu"), competition=competition)
+    # Confirmed addresses: an unconfirmed one is refused before the list is read
+    # (tests/test_email_confirmation.py).
+    confirmed = timezone.now()
+    kid = make_user("kid", email="kid@class.edu", email_verified_at=confirmed)
+    services.competition_join(user=kid, competition=competition)
     with pytest.raises(ValidationError, match="restricted"):
-        services.competition_join(user=make_user("eve"), competition=competition)
+        services.competition_join(user=make_user("eve", email_verified_at=confirmed), competition=competition)
 
 
 def test_no_new_entrants_after_the_entry_deadline(organizer):

@@ -405,6 +405,17 @@ def test_status_json_of_another_team_is_404(client, learner, outsider, joined, c
     assert client.get(url).status_code == 404  # joined, other team
 
 
+@pytest.mark.parametrize("value", ["²", "٣", "1.5", "-1", "abc", "9" * 5000, ""])
+def test_a_malformed_new_parameter_is_ignored(learner_client, learner, joined, competition, value):
+    # "²".isdigit() is True but int("²") raises, and int() refuses 5,000 digits: both were 500s.
+    submission = make_submission(competition, joined.team, learner, 0.9, 0.8)
+    url = reverse("competition_submissions", args=[competition.slug])
+    response = learner_client.get(url, {"new": value})
+    assert response.status_code == 200
+    assert response.context["new_id"] is None
+    assert learner_client.get(url, {"new": str(submission.pk)}).context["new_id"] == submission.pk
+
+
 def test_status_json_reports_queued_then_failure_message(learner_client, learner, joined, competition):
     submission = Submission.objects.create(
         competition=competition, team=joined.team, submitted_by=learner, file="x", original_name="p.csv"

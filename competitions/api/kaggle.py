@@ -137,7 +137,7 @@ def _int(body: dict, key: str, default: int) -> int:
         return default
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e400 arrives as float("inf")
         raise exceptions.ValidationError(f"{key} must be a whole number.") from None
 
 

@@ -301,10 +301,25 @@ class Competition(models.Model):
             return False
         return user.is_superuser or self.organizers.filter(pk=user.pk).exists()
 
-    def format_score(self, score: float | None) -> str:
+    def shown_score(self, score: float | None) -> float | None:
+        """The score as participants may see it: rounded to the display precision.
+
+        Every participant-facing surface (pages, status.json, REST, the Kaggle protocol, CSV
+        downloads) goes through this: more digits than the challenge shows would let a learner
+        tell apart submissions the board calls equal, and probe the test set with them. A float
+        rounded to n decimals prints (repr, JSON) with at most n decimals. Organizers' admin
+        keeps the stored, full-precision score.
+        """
         if score is None:
+            return None
+        return round(score, self.score_precision)
+
+    def format_score(self, score: float | None) -> str:
+        """shown_score as text with exactly score_precision decimals ("" for no score)."""
+        shown = self.shown_score(score)
+        if shown is None:
             return ""
-        return f"{score:.{self.score_precision}f}"
+        return f"{shown:.{self.score_precision}f}"
 
 
 class DataFile(models.Model):

@@ -209,7 +209,23 @@ def leaderboard(
     The private board is None before the deadline unless the caller is an organizer tool that
     passes reveal_private (admin exports): nobody else may see a private score before then. It
     needs no job at the deadline: it is computed from the teams' selections whenever it is read.
+
+    Rows carry scores rounded to the display precision (Competition.shown_score), as
+    participants may see them; organizers find the full scores on the submissions in the admin.
     """
+    rows = _board_rows(competition, board=board, reveal_private=reveal_private, now=now)
+    if rows is None:
+        return None
+    return [
+        replace(r, score=competition.shown_score(r.score), other_score=competition.shown_score(r.other_score))
+        for r in rows
+    ]
+
+
+def _board_rows(
+    competition: Competition, *, board: str, reveal_private: bool, now: datetime | None
+) -> list[LeaderboardRow] | None:
+    # Ranked on the stored scores (ties at the display precision share a rank, see _sort_key).
     if board == "public":
         teams = _by_team(_participant_submissions(competition))
         best = {t: _best(competition, subs, "public_score") for t, subs in teams.items()}

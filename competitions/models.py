@@ -292,6 +292,12 @@ class Competition(models.Model):
         return self.max_upload_mb * 1024 * 1024
 
     @property
+    def free_failures_per_day(self) -> int:
+        """Uncharged failures a team may have per UTC day before its uploads are refused until
+        the next day: failures cost a learner nothing, but a worker real time."""
+        return settings.HOLDOUT_FREE_FAILURES_PER_DAY or 2 * self.daily_limit
+
+    @property
     def is_ready(self) -> bool:
         """Submissions can only be scored once a solution has been prepared."""
         return bool(self.prepared_solution)
@@ -393,6 +399,10 @@ class SubmissionQuerySet(models.QuerySet):
     def charged(self) -> "SubmissionQuerySet":
         """Submissions that count against limits: all but those that failed uncharged."""
         return self.filter(charged=True)
+
+    def free_failures(self) -> "SubmissionQuerySet":
+        """Failures that did not count against limits (see Competition.free_failures_per_day)."""
+        return self.filter(status=Submission.Status.FAILED, charged=False)
 
     def on_utc_day(self, moment: datetime) -> "SubmissionQuerySet":
         start = utc_day_start(moment)

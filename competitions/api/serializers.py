@@ -131,6 +131,12 @@ class QuotaSerializer(serializers.Serializer):
     used_total = serializers.IntegerField()
     total_left = serializers.IntegerField(allow_null=True)
     resets_at = serializers.DateTimeField()
+    free_failures_limit = serializers.IntegerField(
+        help_text="Failed submissions per UTC day that do not count; past them, uploads are "
+        "refused until the next day."
+    )
+    free_failures_today = serializers.IntegerField()
+    free_failures_left = serializers.IntegerField()
     can_submit = serializers.BooleanField()
 
 

@@ -342,6 +342,12 @@ class Competition(models.Model):
         return self.max_upload_mb * 1024 * 1024
 
     @property
+    def free_failures_per_day(self) -> int:
+        """Uncharged failures a team may have per UTC day before its uploads are refused until
+        the next day: failures cost a learner nothing, but a worker real time."""
+        return settings.HOLDOUT_FREE_FAILURES_PER_DAY or 2 * self.daily_limit
+
+    @property
     def is_ready(self) -> bool:
         """Submissions can only be scored once a solution has been prepared."""
         return bool(self.prepared_solution)
@@ -351,10 +357,25 @@ class Competition(models.Model):
             return False
         return user.is_superuser or self.organizers.filter(pk=user.pk).exists()
 
-    def format_score(self, score: float | None) -> str:
+    def shown_score(self, score: float | None) -> float | None:
+        """The score as participants may see it: rounded to the display precision.
+
+        Every participant-facing surface (pages, status.json, REST, the Kaggle protocol, CSV
+        downloads) goes through this: more digits than the challenge shows would let a learner
+        tell apart submissions the board calls equal, and probe the test set with them. A float
+        rounded to n decimals prints (repr, JSON) with at most n decimals. Organizers' admin
+        keeps the stored, full-precision score.
+        """
         if score is None:
+            return None
+        return round(score, self.score_precision)
+
+    def format_score(self, score: float | None) -> str:
+        """shown_score as text with exactly score_precision decimals ("" for no score)."""
+        shown = self.shown_score(score)
+        if shown is None:
             return ""
-        return f"{score:.{self.score_precision}f}"
+        return f"{shown:.{self.score_precision}f}"
 
 
 MAX_FILE_NAME_LENGTH = 100
@@ -473,6 +494,10 @@ class SubmissionQuerySet(models.QuerySet):
     def charged(self) -> "SubmissionQuerySet":
         """Submissions that count against limits: all but those that failed uncharged."""
         return self.filter(charged=True)
+
+    def free_failures(self) -> "SubmissionQuerySet":
+        """Failures that did not count against limits (see Competition.free_failures_per_day)."""
+        return self.filter(status=Submission.Status.FAILED, charged=False)
 
     def on_utc_day(self, moment: datetime) -> "SubmissionQuerySet":
         start = utc_day_start(moment)

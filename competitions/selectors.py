@@ -16,6 +16,8 @@ class Quota:
     total_limit: int | None
     used_total: int
     resets_at: datetime  # next midnight UTC
+    free_failures_limit: int = 0  # uncharged failures allowed per UTC day
+    free_failures_today: int = 0
 
     @property
     def daily_left(self) -> int:
@@ -28,8 +30,16 @@ class Quota:
         return max(self.total_limit - self.used_total, 0)
 
     @property
+    def free_failures_left(self) -> int:
+        return max(self.free_failures_limit - self.free_failures_today, 0)
+
+    @property
     def can_submit(self) -> bool:
-        return self.daily_left > 0 and (self.total_left is None or self.total_left > 0)
+        return (
+            self.daily_left > 0
+            and (self.total_left is None or self.total_left > 0)
+            and self.free_failures_left > 0
+        )
 
 
 def next_utc_midnight(now: datetime) -> datetime:
@@ -37,7 +47,8 @@ def next_utc_midnight(now: datetime) -> datetime:
 
 
 def submission_quota(team: Team, now: datetime | None = None) -> Quota:
-    """What a team has used of its limits. Failed submissions are never charged."""
+    """What a team has used of its limits. Failed submissions are not charged (unless the
+    engine says so), but only so many of them a day are free."""
     now = now or timezone.now()
     charged = Submission.objects.filter(team=team).charged()
     competition = team.competition
@@ -47,6 +58,8 @@ def submission_quota(team: Team, now: datetime | None = None) -> Quota:
         total_limit=competition.total_limit,
         used_total=charged.count(),
         resets_at=next_utc_midnight(now),
+        free_failures_limit=competition.free_failures_per_day,
+        free_failures_today=Submission.objects.filter(team=team).free_failures().on_utc_day(now).count(),
     )
 
 
@@ -209,7 +222,23 @@ def leaderboard(
     The private board is None before the deadline unless the caller is an organizer tool that
     passes reveal_private (admin exports): nobody else may see a private score before then. It
     needs no job at the deadline: it is computed from the teams' selections whenever it is read.
+
+    Rows carry scores rounded to the display precision (Competition.shown_score), as
+    participants may see them; organizers find the full scores on the submissions in the admin.
     """
+    rows = _board_rows(competition, board=board, reveal_private=reveal_private, now=now)
+    if rows is None:
+        return None
+    return [
+        replace(r, score=competition.shown_score(r.score), other_score=competition.shown_score(r.other_score))
+        for r in rows
+    ]
+
+
+def _board_rows(
+    competition: Competition, *, board: str, reveal_private: bool, now: datetime | None
+) -> list[LeaderboardRow] | None:
+    # Ranked on the stored scores (ties at the display precision share a rank, see _sort_key).
     if board == "public":
         teams = _by_team(_participant_submissions(competition))
         best = {t: _best(competition, subs, "public_score") for t, subs in teams.items()}

@@ -195,6 +195,15 @@ def submission_create(
         raise ValidationError(
             f"Your team has used all {competition.total_limit} submissions allowed in this challenge."
         )
+    if quota.free_failures_left <= 0:
+        # Failures are free so that a learner can fix a file, but each one takes a worker's
+        # time (a bomb, minutes): past the day's allowance the team waits for the next day.
+        raise ValidationError(
+            f"{quota.free_failures_today} of your team's submissions failed today (UTC) without "
+            f"counting against your limits; {quota.free_failures_limit} a day is the most allowed. "
+            f"You can submit again from {quota.resets_at:%H:%M} UTC. Before that, check your file: "
+            f"the header {','.join(competition.submission_columns)} and one row per id."
+        )
 
     submission = Submission(
         competition=competition,

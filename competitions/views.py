@@ -252,14 +252,14 @@ def _status_payload(submission: Submission) -> dict:
         "status": submission.status,
         "status_label": submission.get_status_display(),
         "finished": submission.is_finished,
-        "public_score": submission.public_score,
+        "public_score": competition.shown_score(submission.public_score),
         "public_score_display": competition.format_score(submission.public_score),
         "error_message": submission.error_message,
     }
     # Before the deadline the private score is not sent at all, not even as null: the payload
     # must not let anyone probe the hidden part of the test set.
     if submission.private_score_visible():
-        payload["private_score"] = submission.private_score
+        payload["private_score"] = competition.shown_score(submission.private_score)
         payload["private_score_display"] = competition.format_score(submission.private_score)
     return payload
 

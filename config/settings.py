@@ -156,6 +156,10 @@ FILE_UPLOAD_HANDLERS = [
 HOLDOUT_MAX_UPLOAD_BYTES = env_int("HOLDOUT_MAX_UPLOAD_MB", 200) * 1024 * 1024
 # Compressed submissions (.gz, .zip) may expand to at most this much; a zip bomb fails fast.
 HOLDOUT_MAX_DECOMPRESSED_BYTES = env_int("HOLDOUT_MAX_DECOMPRESSED_MB", 1024) * 1024 * 1024
+# Failed submissions are not charged, but each still costs a worker: a team may have this many
+# uncharged failures per UTC day before further uploads wait for the next day. Unset (or 0):
+# twice the challenge's daily limit.
+HOLDOUT_FREE_FAILURES_PER_DAY = env_int("HOLDOUT_FREE_FAILURES_PER_DAY", 0) or None
 # Where workers cache prepared solutions copied out of private storage.
 HOLDOUT_WORKER_CACHE = Path(env_str("HOLDOUT_WORKER_CACHE", str(VAR_DIR / "worker-cache")))
 # The model sandbox's kernel layers (workers/modelrun/isolation.py). A layer the host refuses is
@@ -232,6 +236,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # process that ignored it.
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360)
+# A prefork child whose resident memory passed this after a task is replaced by a fresh one,
+# so memory an allocator keeps after a large scoring run is not carried into the next ones.
+# Scoring itself is bounded by the challenge, not the upload (the row cap follows the solution,
+# see docs/reliability.md): about 250 MB plus 120-140 MB per million solution rows per task.
+HOLDOUT_WORKER_MAX_MEMORY_MB = env_int("HOLDOUT_WORKER_MAX_MEMORY_MB", 2048)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = HOLDOUT_WORKER_MAX_MEMORY_MB * 1024  # Celery counts KiB
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "holdout.score_submission": {"queue": "scoring"},

@@ -156,6 +156,25 @@ def test_rejects_too_many_rows(tmp_path):
     assert "at most 10 are allowed" in fails(write(tmp_path, data), Limits(max_rows=10))
 
 
+@pytest.mark.parametrize("compress", [None, "gzip", "zip"])
+def test_rows_past_the_expected_count_are_refused_before_parsing(tmp_path, compress, monkeypatch):
+    body = b"id,prediction\n" + b"".join(b"%d,0.5\n" % i for i in range(1000))
+    data = {None: body, "gzip": gzip.compress(body), "zip": zip_bytes({"p.csv": body})}[compress]
+    parsed = []
+    monkeypatch.setattr("workers.engine.reader._parse", lambda *args: parsed.append(args))
+    message = fails(write(tmp_path, data), Limits(expected_rows=10))
+    assert message == "The file has more than 110 rows; expected 10, one per id."
+    assert parsed == []
+
+
+def test_the_row_margin_grows_with_the_expected_count(tmp_path):
+    assert Limits(expected_rows=10).row_cap == 110
+    assert Limits(expected_rows=1_000_000).row_cap == 1_010_000
+    assert Limits(expected_rows=10**9).row_cap == DEFAULT_LIMITS.max_rows
+    body = b"id,prediction\n" + b"".join(b"%d,0.5\n" % i for i in range(110))
+    assert read(write(tmp_path, body), Limits(expected_rows=10)).num_rows == 110
+
+
 def test_rejects_too_many_columns(tmp_path):
     header = ",".join(f"c{i}" for i in range(20)).encode()
     assert "at most 5 are allowed" in fails(

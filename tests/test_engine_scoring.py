@@ -260,12 +260,18 @@ def test_gzip_and_zip_score_like_plain(tmp_path, auc_solution):
     assert score_submission(zipped, auc_solution, metric="roc_auc") == expected
 
 
-def test_gzip_bomb_fails_with_cap_message(tmp_path, auc_solution):
+def test_gzip_bomb_of_rows_is_refused_at_the_expected_row_count(tmp_path, auc_solution):
+    # Far more rows than the solution has: refused while inflating, long before the byte cap.
     bomb = tmp_path / "bomb.gz"
     bomb.write_bytes(gzip.compress(b"id,target\n" + b"id000,0.5\n" * 1_000_000))
     with pytest.raises(ScoringError) as excinfo:
         score_submission(bomb, auc_solution, metric="roc_auc", limits=Limits(max_decompressed_bytes=2**20))
-    assert "decompressed size exceeds 1 MB" in learner_error(excinfo)
+    assert learner_error(excinfo) == f"The file has more than {N + 100} rows; expected {N}, one per id."
+
+
+def test_a_few_rows_too_many_still_get_the_precise_id_checks(tmp_path, auc_solution):
+    rows = good_rows() + [["id000", 0.1]] * 50
+    assert "1 id appears more than once: 'id000'" in fails(tmp_path, auc_solution, ["id", "target"], rows)
 
 
 # -- robustness -------------------------------------------------------------------------------
@@ -356,3 +362,76 @@ def test_valid_submission_among_fuzz_shapes_scores(tmp_path, small_solution):
 
 def test_get_metric_used_by_scoring_matches_registry():
     assert get_metric("roc_auc") is METRICS["roc_auc"]
+
+
+# A child process reports its peak resident memory (VmHWM: the high-water mark of this process
+# image, unlike ru_maxrss, which Linux carries over from the parent across exec).
+PEAK_MEMORY_CHILD = """
+import sys
+import pyarrow.csv as pcsv
+from workers.engine import ScoringError, score_submission
+
+def peak_kb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+mode, path, solution = sys.argv[1:4]
+before = peak_kb()
+message = ""
+if mode == "parse":
+    rows = pcsv.read_csv(path).num_rows
+    message = str(rows)
+else:
+    try:
+        score_submission(path, solution, metric="roc_auc")
+    except ScoringError as exc:
+        message = str(exc)
+print(peak_kb() - before, message)
+"""
+
+
+def _peak_memory_kb(mode: str, path, solution) -> tuple[int, str]:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY_CHILD, mode, str(path), str(solution)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        check=True,
+        timeout=600,
+    ).stdout.split(maxsplit=1)
+    return int(out[0]), out[1].strip() if len(out) > 1 else ""
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="reads VmHWM (Linux)")
+def test_a_row_bomb_is_refused_with_far_less_memory_than_parsing_it_would_take(tmp_path):
+    import zlib
+
+    ids = [f"r{i}" for i in range(1000)]
+    solution = make_solution(tmp_path, "roc_auc", ids, [i % 2 for i in range(1000)])
+    # 20M rows of 4 bytes (80 MB) in a gzip of well under 1 MB; the 1M-row plain prefix is the
+    # reference: what parsing one twentieth of the bomb takes.
+    line, chunk_rows, chunks, reference_rows = b"a,0\n", 250_000, 80, 1_000_000
+    rows = chunk_rows * chunks
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip container
+    with open(tmp_path / "bomb.csv.gz", "wb") as f:
+        f.write(packer.compress(b"id,target\n"))
+        for _ in range(chunks):
+            f.write(packer.compress(line * chunk_rows))
+        f.write(packer.flush())
+    assert (tmp_path / "bomb.csv.gz").stat().st_size < 1024 * 1024
+    (tmp_path / "reference.csv").write_bytes(b"id,target\n" + line * reference_rows)
+
+    bomb_kb, message = _peak_memory_kb("score", tmp_path / "bomb.csv.gz", solution)
+    parse_kb, parsed = _peak_memory_kb("parse", tmp_path / "reference.csv", solution)
+
+    assert message == "The file has more than 1,100 rows; expected 1,000, one per id."
+    assert parsed == str(reference_rows)
+    full_parse_kb = parse_kb * rows // reference_rows
+    # Refusing the bomb takes under a twentieth of what parsing it would: less than parsing the
+    # 1M-row prefix alone.
+    assert bomb_kb * 20 < full_parse_kb, (bomb_kb, parse_kb)

@@ -64,8 +64,12 @@ XLSX = zipped(
     ("xl/workbook.xml", b"<workbook/>"),
     ("xl/worksheets/sheet1.xml", b"<worksheet/>"),
 )
-# Well under 100 KB compressed, 2.6 MB inflated: past the lowered cap.
+# Well under 100 KB compressed, 2.6 MB inflated: 300,000 rows, refused at the row cap (the
+# solution's 40 rows and a margin) long before the lowered decompression cap.
 BOMB_BODY = b"id,target\n" + b"r000,0.5\n" * 300_000
+ROW_CAP_MESSAGE = "The file has more than 140 rows; expected 40, one per id."
+# One endless line: past the lowered decompression cap.
+LINE_BOMB_BODY = b"id,target\nr000," + b"0" * (3 * MiB)
 
 
 @dataclass(frozen=True)
@@ -147,8 +151,10 @@ HOSTILE = [
         "The compressed file contains an empty file.",
         "p.zip",
     ),
-    Case("zip-bomb", zipped(("preds.csv", BOMB_BODY)), "The decompressed size exceeds 1 MB", "p.zip"),
-    Case("gzip-bomb", gzip.compress(BOMB_BODY), "The decompressed size exceeds 1 MB", "p.csv.gz"),
+    Case("zip-bomb", zipped(("preds.csv", BOMB_BODY)), ROW_CAP_MESSAGE, "p.zip"),
+    Case("gzip-bomb", gzip.compress(BOMB_BODY), ROW_CAP_MESSAGE, "p.csv.gz"),
+    Case("gzip-line-bomb", gzip.compress(LINE_BOMB_BODY), "The decompressed size exceeds 1 MB", "p.csv.gz"),
+    Case("rows-far-past-the-ids", BOMB_BODY, ROW_CAP_MESSAGE),
     Case(
         "very-long-line",
         body(rows(IDS[:-1]) + "r039," + "1" * (3 * MiB) + "\n"),

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from competitions import selectors, services
 from competitions.models import Submission, Team
-from tests.conftest import make_competition, make_user, perfect_submission
+from tests.conftest import make_competition, make_submission, make_user, perfect_submission
 
 pytestmark = pytest.mark.django_db
 
@@ -98,6 +98,34 @@ def test_yesterdays_submissions_do_not_count_today(learner, organizer):
     sub = submit(learner, competition, perfect_submission(competition))
     Submission.objects.filter(pk=sub.pk).update(created_at=timezone.now() - timedelta(days=1))
     submit(learner, competition, perfect_submission(competition))
+
+
+def test_uncharged_failures_past_the_days_allowance_refuse_uploads_until_the_next_day(
+    learner, organizer, settings
+):
+    competition = make_competition(organizer, daily_limit=5)
+    team = services.competition_join(user=learner, competition=competition).team
+    assert competition.free_failures_per_day == 10  # by default twice the daily limit
+    settings.HOLDOUT_FREE_FAILURES_PER_DAY = 2
+    body = perfect_submission(competition)
+    yesterday = timezone.now() - timedelta(days=1)
+    make_submission(competition, team, learner, status=Submission.Status.FAILED, created_at=yesterday)
+    make_submission(competition, team, learner, status=Submission.Status.FAILED, charged=True)
+    make_submission(competition, team, learner, status=Submission.Status.FAILED)
+    submit(learner, competition, body)  # yesterday's and charged failures are not free ones today
+
+    make_submission(competition, team, learner, status=Submission.Status.FAILED)
+    quota = selectors.submission_quota(team)
+    assert (quota.free_failures_today, quota.free_failures_left, quota.daily_left) == (2, 0, 3)
+    assert not quota.can_submit
+    with pytest.raises(ValidationError) as excinfo:
+        submit(learner, competition, body)
+    assert excinfo.value.messages == [
+        "2 of your team's submissions failed today (UTC) without counting against your limits; "
+        "2 a day is the most allowed. You can submit again from 00:00 UTC. Before that, check "
+        "your file: the header id,target and one row per id."
+    ]
+    assert Submission.objects.filter(team=team).count() == 5
 
 
 def test_total_limit(learner, organizer):

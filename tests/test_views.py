@@ -326,6 +326,25 @@ def test_daily_limit_reached_is_a_form_error(learner_client, learner, organizer)
     assert 'type="file"' not in page
 
 
+def test_free_failures_are_stated_on_the_rules_and_their_end_on_the_submit_page(
+    learner_client, learner, organizer, settings
+):
+    settings.HOLDOUT_FREE_FAILURES_PER_DAY = 1
+    competition = make_competition(organizer, slug="fragile")
+    team = services.competition_join(user=learner, competition=competition).team
+    rules = learner_client.get(reverse("competition_rules", args=[competition.slug])).content.decode()
+    assert "Failed submissions that do not count are free up to 1 per team per day (UTC)" in rules
+
+    make_submission(competition, team, learner, status=Submission.Status.FAILED)
+    url = reverse("competition_submit", args=[competition.slug])
+    page = learner_client.get(url).content.decode()
+    assert "1 of your team's submissions failed today" in page
+    assert 'type="file"' not in page
+    refused = learner_client.post(url, {"file": _upload("a.csv", perfect_submission(competition))})
+    assert refused.status_code == 400
+    assert "1 a day is the most allowed" in refused.content.decode()
+
+
 @pytest.mark.parametrize(
     ("name", "size_mb", "message"),
     [("preds.txt", 0, "Upload a .csv file"), ("preds.csv", 2, "is larger than 1.0 MB")],
@@ -390,7 +409,7 @@ def test_status_json_and_pages_hide_private_score_until_the_deadline(
 
     _end(competition)
     data = learner_client.get(status_url).json()
-    assert data["private_score"] == 0.7333333
+    assert data["private_score"] == 0.73333  # at the display precision, like every score shown
     assert data["private_score_display"] == "0.73333"
     assert "0.73333" in learner_client.get(pages[1]).content.decode()
 

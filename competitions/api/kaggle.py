@@ -298,10 +298,11 @@ def get_submission_limits(request: Request, body: dict) -> dict:
         return {"numToday": 0, "numTotal": 0, "numAllowedNow": 0, "limitedByTotal": False}
     quota = selectors.submission_quota(participation.team)
     limited_by_total = quota.total_left is not None and quota.total_left < quota.daily_left
+    allowed = quota.total_left if limited_by_total else quota.daily_left
     return {
         "numToday": quota.used_today,
         "numTotal": quota.used_total,
-        "numAllowedNow": quota.total_left if limited_by_total else quota.daily_left,
+        "numAllowedNow": allowed if quota.can_submit else 0,
         "limitedByTotal": limited_by_total,
     }
 

@@ -63,8 +63,12 @@ class SubmissionSerializer(serializers.ModelSerializer):
     team = serializers.CharField(source="team.name", read_only=True)
     submitted_by = serializers.CharField(source="submitted_by.username", read_only=True, allow_null=True)
     finished = serializers.BooleanField(source="is_finished", read_only=True)
+    public_score = serializers.SerializerMethodField(
+        help_text="Rounded to the competition's score_precision; null until scored."
+    )
     private_score = serializers.SerializerMethodField(
-        help_text="Null until the competition's deadline, whatever the submission's status."
+        help_text="Null until the competition's deadline, whatever the submission's status; "
+        "rounded to the competition's score_precision."
     )
     private_score_visible = serializers.SerializerMethodField()
 
@@ -78,8 +82,14 @@ class SubmissionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_public_score(self, submission: Submission) -> float | None:
+        return submission.competition.shown_score(submission.public_score)
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_private_score(self, submission: Submission) -> float | None:
-        return submission.private_score if submission.private_score_visible() else None
+        if not submission.private_score_visible():
+            return None
+        return submission.competition.shown_score(submission.private_score)
 
     def get_private_score_visible(self, submission: Submission) -> bool:
         return submission.private_score_visible()
@@ -101,7 +111,7 @@ class LeaderboardRowSerializer(serializers.Serializer):
     team_id = serializers.IntegerField()
     team_name = serializers.CharField()
     members = serializers.ListField(child=serializers.CharField())
-    score = serializers.FloatField()
+    score = serializers.FloatField(help_text="Rounded to the competition's score_precision.")
     entries = serializers.IntegerField()
     last_submitted_at = serializers.DateTimeField()
 
@@ -121,6 +131,12 @@ class QuotaSerializer(serializers.Serializer):
     used_total = serializers.IntegerField()
     total_left = serializers.IntegerField(allow_null=True)
     resets_at = serializers.DateTimeField()
+    free_failures_limit = serializers.IntegerField(
+        help_text="Failed submissions per UTC day that do not count; past them, uploads are "
+        "refused until the next day."
+    )
+    free_failures_today = serializers.IntegerField()
+    free_failures_left = serializers.IntegerField()
     can_submit = serializers.BooleanField()
 
 

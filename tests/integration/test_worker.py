@@ -76,6 +76,29 @@ def test_broken_file_fails_with_the_engine_message_and_is_not_charged(
     assert (quota.used_today, quota.used_total) == (0, 0)
 
 
+def test_a_row_bomb_is_refused_by_the_worker_at_the_row_cap_and_not_charged(
+    celery_worker_process, organizer, learner
+):
+    import zlib
+
+    competition = make_competition(organizer)  # 40 ids
+    team = services.competition_join(user=learner, competition=competition).team
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip
+    chunks = [packer.compress(b"id,target\n")]
+    chunks += [packer.compress(b"r000,0.5\n" * 1_000_000) for _ in range(20)]  # 20M rows, 180 MB
+    bomb = b"".join(chunks) + packer.flush()
+    assert len(bomb) < 1024 * 1024
+
+    upload = SimpleUploadedFile("preds.csv.gz", bomb)
+    submission = services.submission_create(user=learner, competition=competition, uploaded=upload)
+    submission = wait_for_status(submission)
+
+    assert submission.status == Submission.Status.FAILED
+    assert submission.error_message == "The file has more than 140 rows; expected 40, one per id."
+    assert selectors.submission_quota(team).used_today == 0
+    assert selectors.submission_quota(team).free_failures_today == 1
+
+
 def test_a_submission_delivered_twice_is_scored_once(
     stopped_celery_worker, celery_broker, organizer, learner
 ):

@@ -4,6 +4,15 @@ Everything that can go wrong becomes a ScoringError whose message a learner can 
 zlib and zipfile exceptions never escape. Compressed uploads are inflated by streaming into a
 temporary file with a running size cap, so a compression bomb is stopped after at most
 ``max_decompressed_bytes`` have been written, never materialised in memory.
+
+Rows are capped before anything is parsed: line breaks are counted while the bytes stream
+(inflating, or one pass over a plain file), and a file with more lines than the row cap is
+refused there. Parsing builds columns for every row at once, so without this a small gzip of
+hundreds of millions of tiny rows would take gigabytes of memory before any check ran. When the
+caller knows how many rows to expect (the solution's), the cap is that count plus a small
+margin, so memory stays proportional to the challenge's test set, not to the upload. A line
+break inside a quoted value counts as a row here; a submission has ids and predictions, where
+that does not happen in practice, and the margin absorbs a few.
 """
 
 from __future__ import annotations
@@ -37,6 +46,20 @@ class Limits:
     max_rows: int = 20_000_000
     max_columns: int = 1000
     max_line_bytes: int = 1 * MiB
+    # The rows a valid file has (the solution's); caps the rows at that plus row_margin().
+    expected_rows: int | None = None
+
+    @property
+    def row_cap(self) -> int:
+        if self.expected_rows is None:
+            return self.max_rows
+        return min(self.max_rows, self.expected_rows + row_margin(self.expected_rows))
+
+
+def row_margin(expected_rows: int) -> int:
+    """Extra rows read past the expected count: enough for a few duplicates or stray lines to be
+    reported precisely by the id checks, too few to matter for memory."""
+    return max(100, expected_rows // 100)
 
 
 DEFAULT_LIMITS = Limits()
@@ -104,9 +127,40 @@ def read_csv_table(
         table = _parse(plain, header, types, limits)
     if table.num_rows == 0:
         raise ScoringError("The file has a header but no data rows.")
-    if table.num_rows > limits.max_rows:
-        raise ScoringError(f"The file has {table.num_rows:,} rows; at most {limits.max_rows:,} are allowed.")
+    if table.num_rows > limits.row_cap:
+        raise _too_many_rows(limits)
     return table
+
+
+def _too_many_rows(limits: Limits) -> ScoringError:
+    if limits.expected_rows is not None and limits.row_cap < limits.max_rows:
+        return ScoringError(
+            f"The file has more than {limits.row_cap:,} rows; expected {limits.expected_rows:,}, one per id."
+        )
+    return ScoringError(
+        f"The file has more than {limits.row_cap:,} rows; at most {limits.max_rows:,} are allowed."
+    )
+
+
+class _LineCount:
+    """Counts line breaks as chunks stream past and refuses the file once the data lines (all
+    but the header) exceed the row cap: memchr-speed, no parsing."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.lines = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.lines += chunk.count(b"\n")
+        if self.lines - 1 > self.limits.row_cap:
+            raise _too_many_rows(self.limits)
+
+
+def _count_lines(path: Path, limits: Limits) -> None:
+    counter = _LineCount(limits)
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            counter.add(chunk)
 
 
 # -- container formats ---------------------------------------------------------------------
@@ -138,6 +192,7 @@ def _plain_csv(path: Path, limits: Limits) -> Iterator[Path]:
             yield out
         return
     _check_text_start(path, compressed=False)
+    _count_lines(path, limits)
     yield path
 
 
@@ -162,6 +217,7 @@ def _check_text_start(path: Path, *, compressed: bool) -> None:
 def _copy_capped(src: BinaryIO, out: Path, limits: Limits) -> None:
     cap = limits.max_decompressed_bytes
     written = 0
+    lines = _LineCount(limits)
     with open(out, "wb") as dst:
         while True:
             # read(n) on GzipFile/ZipExtFile returns at most n inflated bytes, so memory
@@ -174,6 +230,7 @@ def _copy_capped(src: BinaryIO, out: Path, limits: Limits) -> None:
                 raise ScoringError(
                     f"The decompressed size exceeds {_mb(cap)}, the most allowed; upload a smaller file."
                 )
+            lines.add(chunk)
             dst.write(chunk)
 
 

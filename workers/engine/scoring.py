@@ -7,7 +7,7 @@ count towards which leaderboard.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +106,9 @@ def _aligned_arrays(
     y_true = _true_values(m, sol.column("target"), classes)
     del sol
 
+    # A valid file has one row per solution id: refuse far more rows while they stream in,
+    # before a table (and its memory) is built for them.
+    limits = replace(limits, expected_rows=len(sol_ids))
     table = read_submission(submission, columns=columns, numeric_columns=numeric, limits=limits)
     ids = table.column(columns[0])
     position = _align(ids, sol_ids)

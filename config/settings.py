@@ -194,6 +194,8 @@ else:
         # Redis re-delivers an unacknowledged message after this long. It must exceed the
         # longest scoring run (the hard time limit), or a slow task is handed to a second worker.
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+        # A broker that does not answer fails a publish in seconds instead of hanging a request.
+        "socket_connect_timeout": 2,
     }
 # Scores live in the database; nothing reads Celery results.
 CELERY_TASK_IGNORE_RESULT = True
@@ -216,6 +218,17 @@ CELERY_TASK_ROUTES = {
     "holdout.delete_stale_uploads": {"queue": "default"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing runs inside a learner's request (after the upload commits). If the broker is down
+# the request must not hang: connect for at most 2 s and retry the publish briefly (about a
+# second in all), then give up. The row stays queued and the reaper sends it later.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 3,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.4,
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {

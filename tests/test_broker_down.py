@@ -45,6 +45,7 @@ def broker_down(settings, monkeypatch):
         yield url
     finally:
         app.close()
+        app.amqp._producer_pool = None  # close() keeps the producers bound to the closed port
         app.conf.update(saved)
 
 

@@ -31,14 +31,16 @@ migrate: install
 seed: migrate
 	$(MANAGE) seed_demo
 
-# Web server and worker together on the embedded default (SQLite + filesystem broker).
-# Ctrl-C stops both: one supervising process owns the two children.
+# Redis, a worker and the web server together on the embedded default (SQLite + a Redis server
+# on a unix socket under var/). One supervising process owns the children: it restarts one that
+# crashes, and Ctrl-C stops them all.
 demo: seed
 	$(MANAGE) serve --port $(PORT)
 
 serve: migrate
 	$(MANAGE) runserver 127.0.0.1:$(PORT)
 
+# Needs a broker already running: CELERY_BROKER_URL, or the one `make demo` starts.
 worker: install
 	$(BIN)/celery -A workers.celery_app worker --beat --schedule var/celerybeat-schedule \
 		--queues scoring,default --loglevel INFO

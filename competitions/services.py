@@ -414,8 +414,8 @@ def _enqueue(submission_id: int) -> bool:
             submission_id, queue=scoring_queue(competition), time_limit=competition.scoring_time_limit
         )
     except Exception:
-        # kombu's OperationalError, redis' ConnectionError, a full disk for the filesystem
-        # broker...: whatever the transport raises, the reaper is the way back.
+        # kombu's OperationalError, redis' ConnectionError, a broker out of memory...: whatever
+        # the transport raises, the reaper is the way back.
         log.exception("could not send submission %s to the broker; the reaper will send it", submission_id)
         unsent = timezone.now() - timedelta(seconds=settings.HOLDOUT_STUCK_AFTER_SECONDS + 1)
         Submission.objects.filter(pk=submission_id, status=Submission.Status.QUEUED).update(queued_at=unsent)

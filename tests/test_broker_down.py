@@ -40,6 +40,7 @@ def broker_down(settings, monkeypatch):
     monkeypatch.setenv("CELERY_BROKER_URL", url)  # Celery prefers it to its configuration
     settings.CELERY_BROKER_URL = url
     app.close()
+    app.amqp._producer_pool = None  # close() keeps the producers bound to the previous URL
     app.conf.update(broker_url=url, broker_transport_options={}, task_always_eager=False)
     try:
         yield url

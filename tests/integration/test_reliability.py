@@ -180,6 +180,7 @@ def test_submissions_made_while_the_broker_was_down_are_scored_by_a_real_worker_
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CELERY_BROKER_URL", down)
         app.close()
+        app.amqp._producer_pool = None  # close() keeps the producers bound to the old URL
         app.conf.broker_url = down
         try:
             response = client.post(
@@ -193,6 +194,7 @@ def test_submissions_made_while_the_broker_was_down_are_scored_by_a_real_worker_
     assert response.status_code == 302
     submission = Submission.objects.get(competition=competition)
     assert submission.status == Submission.Status.QUEUED
+    assert celery_broker.llen("scoring") == 0  # nothing reached the real broker
 
     assert services.reap_stuck_submissions() == {"resent": 1, "requeued": 0, "failed": 0}
     submission = wait_for_status(submission)

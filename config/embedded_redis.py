@@ -17,9 +17,11 @@ import shutil
 import time
 from pathlib import Path
 
+MAX_SOCKET_PATH = 107
+
 
 class RedisServerMissing(RuntimeError):
-    pass
+    """The demo's Redis cannot be started here; the message says what to do."""
 
 
 def socket_path(var_dir: Path) -> Path:
@@ -55,6 +57,12 @@ def server_binary() -> str:
 def command(var_dir: Path) -> list[str]:
     """redis-server on a unix socket only (port 0: no TCP listener at all), data under var/."""
     sock = socket_path(var_dir)
+    if len(str(sock).encode()) > MAX_SOCKET_PATH:
+        # Linux refuses longer unix-socket paths (108 bytes with the terminator).
+        raise RedisServerMissing(
+            f"The demo's Redis socket path is too long for a unix socket ({sock}); "
+            "set HOLDOUT_VAR_DIR to a shorter directory."
+        )
     sock.parent.mkdir(parents=True, exist_ok=True)
     return [
         server_binary(),

@@ -83,3 +83,13 @@ def test_stop_ends_every_child_and_the_broker_last():
     supervisor.start()
     supervisor.stop()
     assert broker.process.poll() is not None and worker.process.poll() is not None
+
+
+def test_the_embedded_redis_listens_on_a_unix_socket_under_var_only(tmp_path):
+    from config import embedded_redis
+
+    argv = embedded_redis.command(tmp_path)
+    assert argv[argv.index("--port") + 1] == "0"  # no TCP listener
+    assert argv[argv.index("--unixsocket") + 1] == str(tmp_path / "redis" / "redis.sock")
+    with pytest.raises(embedded_redis.RedisServerMissing, match="too long"):
+        embedded_redis.command(tmp_path / ("x" * 120))

@@ -8,7 +8,7 @@ MANAGE := $(BIN)/python manage.py
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 # Local development: the embedded defaults (a development secret key, SQLite under var/, the
-# filesystem broker) and DEBUG on. Without it the settings start in production mode and ask for
+# Redis that `manage.py serve` starts) and DEBUG on. Without it the settings start in production mode and ask for
 # SECRET_KEY and DATABASE_URL, as gunicorn in production does.
 export HOLDOUT_DEV ?= 1
 
@@ -35,14 +35,16 @@ migrate: install
 seed: migrate
 	$(MANAGE) seed_demo
 
-# Web server and worker together on the embedded default (SQLite + filesystem broker).
-# Ctrl-C stops both: one supervising process owns the two children.
+# Redis, a worker and the web server together on the embedded default (SQLite + a Redis server
+# on a unix socket under var/). One supervising process owns the children: it restarts one that
+# crashes, and Ctrl-C stops them all.
 demo: seed
 	$(MANAGE) serve --port $(PORT)
 
 serve: migrate
 	$(MANAGE) runserver 127.0.0.1:$(PORT)
 
+# Needs a broker already running: CELERY_BROKER_URL, or the one `make demo` starts.
 worker: install
 	$(BIN)/celery -A workers.celery_app worker --beat --schedule var/celerybeat-schedule \
 		--queues scoring,default --loglevel INFO

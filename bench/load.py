@@ -1,7 +1,7 @@
 """Load test: many simulated learners sign in, submit, poll until scored and read the leaderboard.
 
 By default it starts its own site on loopback only — gunicorn on 127.0.0.1 and a real Celery
-worker, over a throw-away var/ directory (SQLite and the filesystem broker unless --database-url
+worker, over a throw-away var/ directory (SQLite and the demo's embedded Redis unless --database-url
 / --broker-url say otherwise) — creates the learners and a challenge with a large daily limit,
 runs for --seconds (or until --max-requests), then stops everything it started and reports.
 With --url it drives a site that is already running (the learners must exist there; see
@@ -161,6 +161,16 @@ class Site:
 
     def start(self) -> None:
         log = open(self.var / "site.log", "w")  # noqa: SIM115 - lives as long as the processes
+        if not self.args.broker_url:
+            # The broker `make demo` runs: Redis on a unix socket in the throw-away var/.
+            sys.path.insert(0, str(REPO))
+            from config import embedded_redis
+
+            redis_server = embedded_redis.command(self.var)
+            self.procs.append(
+                subprocess.Popen(redis_server, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            )
+            embedded_redis.wait_ready(self.var)
         self.procs.append(
             subprocess.Popen(
                 [
@@ -457,7 +467,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     parser.add_argument("--scoring-workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
-    parser.add_argument("--broker-url", help="default: the filesystem broker")
+    parser.add_argument("--broker-url", help="default: an embedded Redis, as in make demo")
     parser.add_argument(
         "--setup-only", action="store_true", help="create the learners and the challenge, then exit"
     )

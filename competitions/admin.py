@@ -460,9 +460,28 @@ class SubmissionAdmin(OrganizerScopedAdmin):
         readonly_fields[:6]
         + ("description", "is_baseline", "disqualified_reason")
         + readonly_fields[6:]
-        + ("is_late", "is_final")
+        + ("is_late", "is_final", "score_history")
     )
-    readonly_fields += ("is_late", "is_final")
+    readonly_fields += ("is_late", "is_final", "score_history")
+
+    @admin.display(description="Earlier results and re-score notes")
+    def score_history(self, obj: Submission) -> str:
+        # A re-score that could not produce a score keeps the old one; its note is only here.
+        rows = format_html_join(
+            "",
+            "<li>{} {}: {} {} {}</li>",
+            (
+                (
+                    f"{h.recorded_at:%Y-%m-%d %H:%M}",
+                    h.status,
+                    "" if h.public_score is None else h.public_score,
+                    "" if h.private_score is None else h.private_score,
+                    h.error_message,
+                )
+                for h in obj.history.order_by("recorded_at", "pk")
+            ),
+        )
+        return format_html("<ul>{}</ul>", rows) if rows else "–"
 
     @admin.display(description="File")
     def stored_file(self, obj: Submission) -> str:

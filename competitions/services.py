@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
@@ -49,6 +50,10 @@ log = logging.getLogger(__name__)
 INTERNAL_ERROR_MESSAGE = (
     "Holdout could not score this submission because of a problem on our side. "
     "It does not count against your limits; please submit it again later."
+)
+TIME_LIMIT_MESSAGE = (
+    "Scoring took longer than this challenge's {limit} s limit and was stopped. "
+    "This submission does not count against your limits."
 )
 MISCONFIGURED_MESSAGE = (
     "This challenge's solution is being updated by its organizers, so the submission could not "
@@ -278,6 +283,15 @@ def _finish(submission_id: int, attempt: int | None = None, **fields) -> bool:
 def submission_fail(
     submission_id: int, message: str, attempt: int | None = None, *, charged: bool = False
 ) -> bool:
+    """End a scoring run as FAILED with a message the learner sees.
+
+    A re-score never turns a scored submission into a failure: when the result this run was
+    meant to replace was a score, that score comes back and the failure is recorded in the
+    submission's history for the organizer (`_keep_previous_score`).
+    """
+    previous = _previous_score(submission_id)
+    if previous is not None:
+        return _keep_previous_score(submission_id, attempt, previous, message)
     return _finish(
         submission_id,
         attempt,
@@ -289,7 +303,53 @@ def submission_fail(
     )
 
 
-def submission_fail_over_time(submission_id: int) -> bool:
+RESCORE_KEPT_NOTE = "The re-score did not produce a score, so the previous score was kept. Reason: {}"
+
+
+def _previous_score(submission_id: int) -> ScoreHistory | None:
+    """The score that the re-score now running was meant to replace, if it was a score.
+
+    Only `submissions_rescore` writes history, just before it queues the row again (and a
+    failed re-score's note is a FAILED entry), so for a row being scored the newest entry is
+    the result it had before this re-score; a first scoring has no history at all.
+    """
+    latest = ScoreHistory.objects.filter(submission_id=submission_id).order_by("-recorded_at", "-pk").first()
+    return latest if latest is not None and latest.status == Submission.Status.SCORED else None
+
+
+def _keep_previous_score(
+    submission_id: int, attempt: int | None, previous: ScoreHistory, reason: str
+) -> bool:
+    """Put a re-scored submission back to its previous score and note why in its history.
+
+    The learner sees their old score, as if the re-score had not happened; the organizer sees
+    the failed attempt, with the message the learner would have got, in the admin.
+    """
+    mine = Submission.objects.filter(pk=submission_id, status=Submission.Status.SCORING)
+    if attempt is not None:
+        mine = mine.filter(attempts=attempt)
+    with transaction.atomic():
+        kept = mine.update(
+            status=Submission.Status.SCORED,
+            error_message="",
+            public_score=previous.public_score,
+            private_score=previous.private_score,
+            scored_at=previous.scored_at or timezone.now(),
+        )
+        if kept:
+            ScoreHistory.objects.create(
+                submission_id=submission_id,
+                rescore_run=previous.rescore_run,
+                status=Submission.Status.FAILED,
+                error_message=RESCORE_KEPT_NOTE.format(reason),
+                scored_at=timezone.now(),
+            )
+    if kept:
+        log.warning("re-score of submission %s failed, previous score kept: %s", submission_id, reason)
+    return kept == 1
+
+
+def submission_fail_over_time(submission_id: int, attempt: int | None = None) -> bool:
     """The challenge's scoring time limit ran out (Celery's soft limit fired in the task)."""
     limit = (
         Competition.objects.filter(submissions__pk=submission_id)
@@ -298,8 +358,8 @@ def submission_fail_over_time(submission_id: int) -> bool:
     )
     return submission_fail(
         submission_id,
-        f"Scoring took longer than this challenge's {limit} s limit and was stopped. "
-        "This submission does not count against your limits.",
+        TIME_LIMIT_MESSAGE.format(limit=limit),
+        attempt,
     )
 
 
@@ -398,14 +458,32 @@ def scoring_queue(competition: Competition) -> str:
     return "models" if competition.kind == Competition.Kind.MODEL else "scoring"
 
 
-def _enqueue(submission_id: int) -> None:
+def _enqueue(submission_id: int) -> bool:
+    """Send a submission to its workers; False (logged) when the broker cannot take it now.
+
+    The committed row is the source of truth and the message only a wake-up call, so a broker
+    that is down must not turn an accepted upload into an error page: the row stays queued, is
+    marked as not sent, and the reaper sends it on its next pass once the broker is back.
+    Publishing gives up after about a second (CELERY_TASK_PUBLISH_RETRY_POLICY), so the
+    learner's request is not held for long either.
+    """
     competition = (
         Competition.objects.filter(submissions__pk=submission_id).only("kind", "scoring_time_limit").first()
     )
-    if competition is not None:
+    if competition is None:
+        return False
+    try:
         enqueue_scoring(
             submission_id, queue=scoring_queue(competition), time_limit=competition.scoring_time_limit
         )
+    except Exception:
+        # kombu's OperationalError, redis' ConnectionError, a broker out of memory...: whatever
+        # the transport raises, the reaper is the way back.
+        log.exception("could not send submission %s to the broker; the reaper will send it", submission_id)
+        unsent = timezone.now() - timedelta(seconds=settings.HOLDOUT_STUCK_AFTER_SECONDS + 1)
+        Submission.objects.filter(pk=submission_id, status=Submission.Status.QUEUED).update(queued_at=unsent)
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -449,6 +527,11 @@ def submission_score(submission_id: int) -> ScoringOutcome | None:
         # task retry (the reaper fails it with a message if it never succeeds).
         submission_release(submission_id)
         raise
+    except SoftTimeLimitExceeded:
+        # The challenge's own time limit (Celery's soft limit raised inside this run): a
+        # promised message, not "a problem on our side".
+        submission_fail_over_time(submission_id, attempt)
+        return ScoringOutcome(Submission.Status.FAILED, "time limit")
     except Exception:
         log.exception("unexpected error scoring submission %s", submission_id)
         submission_fail(submission_id, INTERNAL_ERROR_MESSAGE, attempt)
@@ -554,8 +637,14 @@ def submissions_rescore(submission_ids: list[int], *, run: RescoreRun | None = N
                 error_message=sub.error_message,
                 scored_at=sub.scored_at,
             )
+            # A re-score starts with a fresh rescue budget: the reaper's count from the first
+            # scoring says nothing about this run.
             Submission.objects.filter(pk=pk).update(
-                status=Submission.Status.QUEUED, started_at=None, scored_at=None, queued_at=timezone.now()
+                status=Submission.Status.QUEUED,
+                started_at=None,
+                scored_at=None,
+                queued_at=timezone.now(),
+                requeues=0,
             )
             count += 1
             transaction.on_commit(lambda pk=pk: _enqueue(pk))
@@ -565,37 +654,42 @@ def submissions_rescore(submission_ids: list[int], *, run: RescoreRun | None = N
 def reap_stuck_submissions(now: datetime | None = None) -> dict[str, int]:
     """Recover submissions that a lost worker or a lost broker message left behind.
 
-    The database is the source of truth: a submission queued, or scoring, for longer than
-    HOLDOUT_STUCK_AFTER_SECONDS is queued again; after HOLDOUT_MAX_SCORING_ATTEMPTS such rescues
-    it fails with a message instead (and so stops counting against the team's limits).
+    The database is the source of truth, and only the age of a *claim* says a worker was lost:
+    a submission scoring for longer than HOLDOUT_STUCK_AFTER_SECONDS is queued again and that
+    counts as a rescue; after HOLDOUT_MAX_SCORING_ATTEMPTS rescues it fails with a message (or,
+    when a re-score was replacing a score, keeps that score). A submission that is merely
+    queued is never failed and never counted, however long the queue: its message is only sent
+    again, at most once per HOLDOUT_STUCK_AFTER_SECONDS, in case the broker lost it (or was
+    down when it was submitted). A duplicate message is harmless: the conditional claim lets
+    one delivery score it and the others do nothing.
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.HOLDOUT_STUCK_AFTER_SECONDS)
-    stuck = Submission.objects.filter(
-        Q(status=Submission.Status.QUEUED, queued_at__lt=cutoff)
-        | Q(status=Submission.Status.SCORING, started_at__lt=cutoff)
-    ).only("pk", "status", "requeues")
-    requeued = failed = 0
-    for sub in stuck:
-        # Each update is conditional on the status we read, so a worker finishing at the same
-        # moment wins and the reaper leaves the row alone.
-        same = Submission.objects.filter(pk=sub.pk, status=sub.status)
-        if sub.requeues >= settings.HOLDOUT_MAX_SCORING_ATTEMPTS:
-            failed += same.update(
-                status=Submission.Status.FAILED,
-                charged=False,
-                scored_at=now,
-                error_message=(
-                    "Scoring did not finish after several attempts. This submission does not "
-                    "count against your limits; please submit it again."
-                ),
-            )
-        elif same.update(
+    resent = requeued = failed = 0
+    # Each update is conditional on what was read, so a worker claiming or finishing the row at
+    # the same moment wins and the reaper leaves it alone.
+    waiting = Submission.objects.filter(status=Submission.Status.QUEUED, queued_at__lt=cutoff)
+    for pk, queued_at in waiting.values_list("pk", "queued_at"):
+        if Submission.objects.filter(pk=pk, status=Submission.Status.QUEUED, queued_at=queued_at).update(
+            queued_at=now
+        ):
+            resent += _enqueue(pk)
+    lost = Submission.objects.filter(status=Submission.Status.SCORING, started_at__lt=cutoff)
+    for pk, attempt, requeues in lost.values_list("pk", "attempts", "requeues"):
+        if requeues >= settings.HOLDOUT_MAX_SCORING_ATTEMPTS:
+            failed += submission_fail(pk, GAVE_UP_MESSAGE, attempt)
+        elif Submission.objects.filter(pk=pk, status=Submission.Status.SCORING, attempts=attempt).update(
             status=Submission.Status.QUEUED, started_at=None, queued_at=now, requeues=F("requeues") + 1
         ):
             requeued += 1
-            _enqueue(sub.pk)
-    return {"requeued": requeued, "failed": failed}
+            _enqueue(pk)
+    return {"resent": resent, "requeued": requeued, "failed": failed}
+
+
+GAVE_UP_MESSAGE = (
+    "Scoring did not finish after several attempts. This submission does not "
+    "count against your limits; please submit it again."
+)
 
 
 # --- Organizer operations --------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Everything that differs between a laptop, CI and production comes from the environment through
 the typed helpers in config.env. The defaults run the whole platform on one machine with no
-services: SQLite under var/ and Celery's filesystem broker.
+services to install: SQLite under var/ and a Redis server that `manage.py serve` starts on a
+unix socket under var/ (config.embedded_redis).
 """
 
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config import embedded_redis
 from config.api_settings import API_APPS, REST_FRAMEWORK, SPECTACULAR_SETTINGS  # noqa: F401
 from config.env import env_bool, env_float, env_int, env_list, env_str
 
@@ -203,25 +205,24 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Holdout <noreply@localhost>")
 
 # --- Celery ---------------------------------------------------------------------------------
-BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+# The default is the demo's own Redis (config.embedded_redis), on a unix socket under var/,
+# which `manage.py serve` starts; production points CELERY_BROKER_URL at its Redis server. Both
+# take the same path through Celery. (Celery's filesystem transport is not offered: it can hand
+# a worker a half-written message, which kills the worker and loses the task.)
+HOLDOUT_EMBEDDED_BROKER_URL = embedded_redis.broker_url(VAR_DIR)
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", HOLDOUT_EMBEDDED_BROKER_URL)
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(BROKER_DIR / "out"),
-        "data_folder_out": str(BROKER_DIR / "out"),
-        "processed_folder": str(BROKER_DIR / "processed"),
-        # Exchange bindings; kombu's default is ./control in the working directory.
-        "control_folder": str(BROKER_DIR / "control"),
-        "store_processed": False,
-        # The filesystem transport polls; 50 ms keeps "scored within seconds" true locally.
-        "polling_interval": 0.05,
-    }
-else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # Redis re-delivers an unacknowledged message after this long. It must exceed the
-        # longest scoring run (the hard time limit), or a slow task is handed to a second worker.
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
-    }
+    raise ImproperlyConfigured(
+        "CELERY_BROKER_URL=filesystem:// is no longer supported (it loses tasks under load); "
+        "unset it to use the demo's embedded Redis, or point it at a Redis server."
+    )
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redis re-delivers an unacknowledged message after this long. It must exceed the
+    # longest scoring run (the hard time limit), or a slow task is handed to a second worker.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    # A broker that does not answer fails a publish in seconds instead of hanging a request.
+    "socket_connect_timeout": 2,
+}
 # Scores live in the database; nothing reads Celery results.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
@@ -249,6 +250,17 @@ CELERY_TASK_ROUTES = {
     "holdout.delete_stale_uploads": {"queue": "default"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing runs inside a learner's request (after the upload commits). If the broker is down
+# the request must not hang: connect for at most 2 s and retry the publish briefly (about a
+# second in all), then give up. The row stays queued and the reaper sends it later.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 3,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.4,
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {

@@ -326,3 +326,25 @@ def test_data_file_names_must_be_plain_in_the_admin(admin_client, name, uploaded
     errors = response.context["inline_admin_formsets"][0].formset.errors
     assert "file name may not" in str(errors)
     assert not DataFile.objects.exists()
+
+
+def test_a_rescore_that_kept_the_old_score_says_so_on_the_submission_page(
+    admin_client, competition, learner, joined, monkeypatch
+):
+    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, **kw: None)
+    sub = services.submission_create(
+        user=learner,
+        competition=competition,
+        uploaded=SimpleUploadedFile("p.csv", perfect_submission(competition)),
+    )
+    services.submission_score(sub.pk)
+    services.submissions_rescore([sub.pk])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(services, "score_submission", broken)
+    services.submission_score(sub.pk)
+    page = admin_client.get(reverse("admin:competitions_submission_change", args=[sub.pk]))
+    assert page.status_code == 200
+    assert b"previous score was kept" in page.content

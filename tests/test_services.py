@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
@@ -10,6 +11,7 @@ from django.utils import timezone
 from competitions import selectors, services
 from competitions.models import Submission, Team
 from tests.conftest import make_competition, make_submission, make_user, perfect_submission
+from workers.engine import ScoringError
 
 pytestmark = pytest.mark.django_db
 
@@ -219,16 +221,134 @@ def test_reaper_requeues_stuck_work_and_fails_it_after_the_budget(
     services.submission_claim(sub.pk)
     later = timezone.now() + timedelta(minutes=5)
 
-    assert services.reap_stuck_submissions(now=timezone.now()) == {"requeued": 0, "failed": 0}
-    assert services.reap_stuck_submissions(now=later) == {"requeued": 1, "failed": 0}
+    assert services.reap_stuck_submissions(now=timezone.now()) == {"resent": 0, "requeued": 0, "failed": 0}
+    assert services.reap_stuck_submissions(now=later) == {"resent": 0, "requeued": 1, "failed": 0}
     assert sent == [(sub.pk, "scoring", competition.scoring_time_limit)]
-    later += timedelta(minutes=5)
-    assert services.reap_stuck_submissions(now=later) == {"requeued": 1, "failed": 0}
-    later += timedelta(minutes=5)
-    assert services.reap_stuck_submissions(now=later) == {"requeued": 0, "failed": 1}
+    # Each rescue is a worker lost mid-run: the row is claimed again, then found stuck again.
+    services.submission_claim(sub.pk)
+    assert services.reap_stuck_submissions(now=later) == {"resent": 0, "requeued": 1, "failed": 0}
+    services.submission_claim(sub.pk)
+    assert services.reap_stuck_submissions(now=later) == {"resent": 0, "requeued": 0, "failed": 1}
     sub.refresh_from_db()
     assert sub.status == Submission.Status.FAILED
+    assert not sub.charged
     assert "does not count against your limits" in sub.error_message
+
+
+def test_a_submission_waiting_in_a_long_queue_is_resent_but_never_failed(
+    learner, joined, competition, settings, monkeypatch
+):
+    """An hour in a queue says nothing about a lost worker: no rescue is counted, nothing fails;
+    the message is only sent again (once per period) in case the broker lost it."""
+    sent = []
+    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, **kw: sent.append(pk))
+    settings.HOLDOUT_STUCK_AFTER_SECONDS = 60
+    settings.HOLDOUT_MAX_SCORING_ATTEMPTS = 1
+    sub = submit(learner, competition, perfect_submission(competition))
+    now = timezone.now()
+    for minute in range(2, 62):
+        services.reap_stuck_submissions(now=now + timedelta(minutes=minute))
+        # The same pass run twice (two beat instances) sends nothing more.
+        assert services.reap_stuck_submissions(now=now + timedelta(minutes=minute))["resent"] == 0
+    sub.refresh_from_db()
+    assert (sub.status, sub.requeues, sub.attempts) == (Submission.Status.QUEUED, 0, 0)
+    assert sent == [sub.pk] * 30  # one re-send per 60 s period over the hour, none more
+    assert services.submission_score(sub.pk).status == Submission.Status.SCORED
+
+
+def test_rescoring_resets_the_rescue_budget(learner, joined, competition, settings, monkeypatch):
+    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, **kw: None)
+    settings.HOLDOUT_MAX_SCORING_ATTEMPTS = 2
+    sub = submit(learner, competition, perfect_submission(competition))
+    Submission.objects.filter(pk=sub.pk).update(requeues=2)  # rescued twice on its first scoring
+    services.submission_score(sub.pk)
+    services.submissions_rescore([sub.pk])
+    sub.refresh_from_db()
+    assert (sub.status, sub.requeues) == (Submission.Status.QUEUED, 0)
+
+
+def _scored_then_rescoring(learner, competition, monkeypatch) -> Submission:
+    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, **kw: None)
+    sub = submit(learner, competition, perfect_submission(competition))
+    assert services.submission_score(sub.pk).status == Submission.Status.SCORED
+    assert services.submissions_rescore([sub.pk]) == 1
+    return sub
+
+
+@pytest.mark.parametrize(
+    "error, reason",
+    [
+        (ScoringError("Column 'target' holds a value that is not a number: 'x'."), "not a number"),
+        (RuntimeError("bug"), "problem on our side"),
+        (SoftTimeLimitExceeded(), "s limit"),
+    ],
+    ids=["file now invalid", "internal error", "time limit"],
+)
+def test_a_rescore_that_fails_keeps_the_previous_score_and_tells_the_organizer(
+    learner, joined, competition, monkeypatch, error, reason
+):
+    sub = _scored_then_rescoring(learner, competition, monkeypatch)
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(services, "score_submission", fail)
+    services.submission_score(sub.pk)
+    sub.refresh_from_db()
+    # The learner sees the score they had, with no message.
+    assert (sub.status, sub.public_score, sub.private_score) == (Submission.Status.SCORED, 1.0, 1.0)
+    assert (sub.error_message, sub.charged) == ("", True)
+    assert selectors.leaderboard(competition, board="public")[0].team_id == joined.team_id
+    # The organizer sees the failed attempt in the history, after the result it replaced.
+    notes = list(sub.history.order_by("recorded_at", "pk").values_list("status", "error_message"))
+    assert [status for status, _ in notes] == [Submission.Status.SCORED, Submission.Status.FAILED]
+    assert "previous score was kept" in notes[1][1] and reason in notes[1][1]
+
+
+def test_a_rescore_the_reaper_gives_up_on_keeps_the_previous_score(
+    learner, joined, competition, settings, monkeypatch
+):
+    settings.HOLDOUT_STUCK_AFTER_SECONDS = 60
+    settings.HOLDOUT_MAX_SCORING_ATTEMPTS = 0
+    sub = _scored_then_rescoring(learner, competition, monkeypatch)
+    services.submission_claim(sub.pk)  # a worker takes it and is lost
+    later = timezone.now() + timedelta(minutes=5)
+    assert services.reap_stuck_submissions(now=later)["failed"] == 1
+    sub.refresh_from_db()
+    assert (sub.status, sub.public_score, sub.error_message) == (Submission.Status.SCORED, 1.0, "")
+    assert "did not finish after several attempts" in sub.history.first().error_message
+
+
+def test_a_rescore_of_a_failed_submission_can_still_fail(learner, joined, competition, monkeypatch):
+    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, **kw: None)
+    sub = submit(learner, competition, b"id,wrong\nr000,1\n")
+    services.submission_score(sub.pk)
+    services.submissions_rescore([sub.pk])
+    services.submission_score(sub.pk)
+    sub.refresh_from_db()
+    assert sub.status == Submission.Status.FAILED
+    assert "wrong" in sub.error_message
+
+
+def test_the_reaper_never_fails_a_queued_rescore_however_long_the_queue(
+    learner, joined, organizer, settings, monkeypatch
+):
+    """An organizer's "re-score everything" behind a long queue: every team stays on the board."""
+    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, **kw: None)
+    settings.HOLDOUT_STUCK_AFTER_SECONDS = 60
+    settings.HOLDOUT_MAX_SCORING_ATTEMPTS = 1
+    competition = make_competition(organizer, slug="many")
+    users = [make_user(f"team{i}") for i in range(7)]
+    for user in users:
+        services.competition_join(user=user, competition=competition)
+        services.submission_score(submit(user, competition, perfect_submission(competition)).pk)
+    services.competition_rescore(competition, started_by=organizer)
+    now = timezone.now()
+    for minute in range(2, 30, 2):
+        services.reap_stuck_submissions(now=now + timedelta(minutes=minute))
+    for sub in Submission.objects.filter(competition=competition):
+        assert services.submission_score(sub.pk).status == Submission.Status.SCORED
+    assert len(selectors.leaderboard(competition, board="public")) == 7
 
 
 def test_rescore_queues_finished_submissions(

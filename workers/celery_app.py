@@ -21,16 +21,6 @@ app.autodiscover_tasks(["workers"], related_name="tasks")
 SCORE_SUBMISSION = "holdout.score_submission"
 
 
-def _ensure_filesystem_broker_folders() -> None:
-    from django.conf import settings
-
-    if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
-        return
-    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
-        os.makedirs(options[key], exist_ok=True)
-
-
 def enqueue_scoring(submission_id: int, *, queue: str = "scoring", time_limit: int | None = None) -> None:
     """Send a submission to a scoring queue by task name, so callers need not import tasks.
 
@@ -45,13 +35,7 @@ def enqueue_scoring(submission_id: int, *, queue: str = "scoring", time_limit: i
 
         tasks.score_submission.apply(args=[submission_id], **limits)
         return
-    _ensure_filesystem_broker_folders()
     app.send_task(SCORE_SUBMISSION, args=[submission_id], queue=queue, **limits)
-
-
-@app.on_after_configure.connect
-def _setup(sender: Celery, **_: object) -> None:
-    _ensure_filesystem_broker_folders()
 
 
 @worker_ready.connect

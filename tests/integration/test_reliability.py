@@ -84,7 +84,7 @@ def test_worker_killed_while_scoring_ends_scored_exactly_once(
 
     stored.unlink()
     stored.write_bytes(body)
-    assert reap_as_if_stuck(settings) == {"requeued": 1, "failed": 0}
+    assert reap_as_if_stuck(settings) == {"resent": 0, "requeued": 1, "failed": 0}
 
     submission = wait_for_status(submission)
     assert submission.status == Submission.Status.SCORED, submission.error_message
@@ -106,11 +106,12 @@ def test_submission_lost_with_the_broker_is_recovered_by_the_reaper(
     submission.refresh_from_db()
     assert submission.status == Submission.Status.QUEUED
 
-    assert reap_as_if_stuck(settings) == {"requeued": 1, "failed": 0}
+    # Only sent again: a lost message is no lost worker, so it uses none of the rescue budget.
+    assert reap_as_if_stuck(settings) == {"resent": 1, "requeued": 0, "failed": 0}
 
     submission = wait_for_status(submission)
     assert submission.status == Submission.Status.SCORED, submission.error_message
-    assert (submission.attempts, submission.requeues) == (1, 1)
+    assert (submission.attempts, submission.requeues) == (1, 0)
     assert stopped_celery_worker.wait_for_task_results(1) == ["'scored'"]
 
 
@@ -141,3 +142,60 @@ def test_database_connection_lost_while_scoring_is_survived_without_rescoring(
     assert (submission.public_score, submission.attempts, submission.requeues) == (1.0, 1, 0)
     assert worker.wait_for_task_results(1) == ["'scored'"]
     assert "database unavailable storing submission" in worker.log()
+
+
+def test_a_challenges_time_limit_firing_in_a_real_worker_gives_the_promised_message(
+    stopped_celery_worker, celery_broker, organizer, learner
+):
+    """Celery's soft limit really fires (the upload is a FIFO nobody writes, so the run blocks)
+    and the learner reads the time-limit message, not "a problem on our side"."""
+    competition = make_competition(organizer, scoring_time_limit=5)
+    services.competition_join(user=learner, competition=competition)
+    submission = submit(learner, competition, perfect_submission(competition))
+    stored = Path(submission.file.path)
+    stored.unlink()
+    os.mkfifo(stored)
+    stopped_celery_worker.start()
+
+    submission = wait_for_status(submission)
+    assert submission.status == Submission.Status.FAILED
+    assert "this challenge's 5 s limit" in submission.error_message
+    assert not submission.charged
+    assert stopped_celery_worker.wait_for_task_results(1) == ["'failed'"]
+
+
+def test_submissions_made_while_the_broker_was_down_are_scored_by_a_real_worker_when_it_returns(
+    celery_worker_process, celery_broker, organizer, learner, client, settings
+):
+    """The broker refuses the learner's upload's message (a 302 to the submissions page, not a
+    500); once it is back, the reaper's next pass sends the row and a real worker scores it."""
+    from workers.celery_app import app
+
+    competition = make_competition(organizer)
+    services.competition_join(user=learner, competition=competition)
+    client.force_login(learner)
+    broker_url = settings.CELERY_BROKER_URL
+    down = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    # Celery prefers the variable to its configuration.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CELERY_BROKER_URL", down)
+        app.close()
+        app.amqp._producer_pool = None  # close() keeps the producers bound to the old URL
+        app.conf.broker_url = down
+        try:
+            response = client.post(
+                f"/c/{competition.slug}/submit/",
+                {"file": SimpleUploadedFile("preds.csv", perfect_submission(competition))},
+            )
+        finally:
+            app.close()
+            app.amqp._producer_pool = None  # close() keeps the producers bound to the old URL
+            app.conf.broker_url = broker_url
+    assert response.status_code == 302
+    submission = Submission.objects.get(competition=competition)
+    assert submission.status == Submission.Status.QUEUED
+    assert celery_broker.llen("scoring") == 0  # nothing reached the real broker
+
+    assert services.reap_stuck_submissions() == {"resent": 1, "requeued": 0, "failed": 0}
+    submission = wait_for_status(submission)
+    assert (submission.status, submission.public_score) == (Submission.Status.SCORED, 1.0)

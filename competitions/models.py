@@ -497,7 +497,7 @@ class SubmissionQuerySet(models.QuerySet):
 
     def free_failures(self) -> "SubmissionQuerySet":
         """Failures that did not count against limits (see Competition.free_failures_per_day)."""
-        return self.filter(status=Submission.Status.FAILED, charged=False)
+        return self.filter(status=Submission.Status.FAILED, charged=False, platform_failure=False)
 
     def on_utc_day(self, moment: datetime) -> "SubmissionQuerySet":
         start = utc_day_start(moment)
@@ -540,6 +540,11 @@ class Submission(models.Model):
         default=True,
         help_text="Counts against the team's limits. Cleared when a submission fails because of its "
         "file's format or a problem on the platform's side; kept when it fails at metric time.",
+    )
+    platform_failure = models.BooleanField(
+        default=False,
+        help_text="Failed because of the platform (an internal error, a misconfigured solution, "
+        "lost workers), not the file: never counted against the team's free failures.",
     )
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

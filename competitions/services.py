@@ -281,9 +281,17 @@ def _finish(submission_id: int, attempt: int | None = None, **fields) -> bool:
 
 
 def submission_fail(
-    submission_id: int, message: str, attempt: int | None = None, *, charged: bool = False
+    submission_id: int,
+    message: str,
+    attempt: int | None = None,
+    *,
+    charged: bool = False,
+    platform: bool = False,
 ) -> bool:
     """End a scoring run as FAILED with a message the learner sees.
+
+    ``platform`` marks a failure that was ours, not the file's: it is free and does not use up
+    the team's daily allowance of free failures either, so an outage never locks a team out.
 
     A re-score never turns a scored submission into a failure: when the result this run was
     meant to replace was a score, that score comes back and the failure is recorded in the
@@ -300,6 +308,7 @@ def submission_fail(
         public_score=None,
         private_score=None,
         charged=charged,
+        platform_failure=platform,
     )
 
 
@@ -520,7 +529,7 @@ def submission_score(submission_id: int) -> ScoringOutcome | None:
         return ScoringOutcome(Submission.Status.FAILED, str(exc))
     except SolutionError:
         log.exception("solution of %s cannot score submission %s", competition.slug, submission_id)
-        submission_fail(submission_id, MISCONFIGURED_MESSAGE, attempt)
+        submission_fail(submission_id, MISCONFIGURED_MESSAGE, attempt, platform=True)
         return ScoringOutcome(Submission.Status.FAILED, MISCONFIGURED_MESSAGE)
     except (OSError, MemoryError, RunnerUnavailable):
         # Storage, disk or sandbox trouble is usually passing: give the row back and let the
@@ -534,7 +543,7 @@ def submission_score(submission_id: int) -> ScoringOutcome | None:
         return ScoringOutcome(Submission.Status.FAILED, "time limit")
     except Exception:
         log.exception("unexpected error scoring submission %s", submission_id)
-        submission_fail(submission_id, INTERNAL_ERROR_MESSAGE, attempt)
+        submission_fail(submission_id, INTERNAL_ERROR_MESSAGE, attempt, platform=True)
         return ScoringOutcome(Submission.Status.FAILED, INTERNAL_ERROR_MESSAGE)
     _finish(
         submission_id,
@@ -677,7 +686,7 @@ def reap_stuck_submissions(now: datetime | None = None) -> dict[str, int]:
     lost = Submission.objects.filter(status=Submission.Status.SCORING, started_at__lt=cutoff)
     for pk, attempt, requeues in lost.values_list("pk", "attempts", "requeues"):
         if requeues >= settings.HOLDOUT_MAX_SCORING_ATTEMPTS:
-            failed += submission_fail(pk, GAVE_UP_MESSAGE, attempt)
+            failed += submission_fail(pk, GAVE_UP_MESSAGE, attempt, platform=True)
         elif Submission.objects.filter(pk=pk, status=Submission.Status.SCORING, attempts=attempt).update(
             status=Submission.Status.QUEUED, started_at=None, queued_at=now, requeues=F("requeues") + 1
         ):

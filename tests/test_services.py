@@ -113,8 +113,10 @@ def test_uncharged_failures_past_the_days_allowance_refuse_uploads_until_the_nex
     yesterday = timezone.now() - timedelta(days=1)
     make_submission(competition, team, learner, status=Submission.Status.FAILED, created_at=yesterday)
     make_submission(competition, team, learner, status=Submission.Status.FAILED, charged=True)
+    for _ in range(3):  # an outage: our failures, not the file's
+        make_submission(competition, team, learner, status=Submission.Status.FAILED, platform_failure=True)
     make_submission(competition, team, learner, status=Submission.Status.FAILED)
-    submit(learner, competition, body)  # yesterday's and charged failures are not free ones today
+    submit(learner, competition, body)  # yesterday's, charged and platform failures are not free ones today
 
     make_submission(competition, team, learner, status=Submission.Status.FAILED)
     quota = selectors.submission_quota(team)
@@ -127,7 +129,7 @@ def test_uncharged_failures_past_the_days_allowance_refuse_uploads_until_the_nex
         "2 a day is the most allowed. You can submit again from 00:00 UTC. Before that, check "
         "your file: the header id,target and one row per id."
     ]
-    assert Submission.objects.filter(team=team).count() == 5
+    assert Submission.objects.filter(team=team).count() == 8
 
 
 def test_total_limit(learner, organizer):
@@ -193,6 +195,9 @@ def test_unexpected_errors_fail_the_submission_without_charging(learner, joined,
     assert outcome.status == sub.status == Submission.Status.FAILED
     assert "problem on our side" in sub.error_message
     assert "bug" not in sub.error_message
+    # Ours, not the file's: free, and not one of the team's daily free failures either.
+    assert (sub.charged, sub.platform_failure) == (False, True)
+    assert selectors.submission_quota(sub.team).free_failures_today == 0
 
 
 def test_storage_errors_hand_the_submission_back_for_a_retry(learner, joined, competition, monkeypatch):

@@ -265,3 +265,15 @@ def test_the_isolation_report_runs_the_real_isolation(tmp_path):
     assert "required sandbox layers unavailable: net (switched off)" in report["error"]
     nothing = sandbox.isolation_report(Policy(layers=frozenset()))
     assert nothing == {"active": [], "missing": dict.fromkeys(LAYERS, "switched off")}
+
+
+def test_a_kept_path_reached_through_a_symlink_in_a_hidden_folder_keeps_its_link(open_tmp, tmp_path):
+    """A checkout under /tmp whose .venv is a link to elsewhere: the child needs the link too."""
+    from workers.modelrun.isolation import _links_under
+
+    target = tmp_path / "real-venv"
+    (target / "lib").mkdir(parents=True)
+    (open_tmp / ".venv").symlink_to(target)
+    kept = str(open_tmp / ".venv" / "lib")
+    assert _links_under([kept], [open_tmp]) == {open_tmp / ".venv": str(target)}
+    assert _links_under([kept], [tmp_path / "elsewhere"]) == {}

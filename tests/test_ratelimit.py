@@ -17,15 +17,10 @@ from competitions import ratelimit, services
 from competitions.models import Submission
 from tests.conftest import PASSWORD, make_user, perfect_submission, require_service
 
-MIDDLEWARE = "competitions.ratelimit.RateLimitMiddleware"
-
 
 @pytest.fixture(autouse=True)
 def limited(settings):
-    """The middleware installed after authentication, with a fresh private cache."""
-    if MIDDLEWARE not in settings.MIDDLEWARE:
-        auth = settings.MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware")
-        settings.MIDDLEWARE = [*settings.MIDDLEWARE[: auth + 1], MIDDLEWARE, *settings.MIDDLEWARE[auth + 1 :]]
+    """A fresh private cache for the counters."""
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit-tests"}
     }
@@ -283,7 +278,7 @@ def test_other_api_writes_have_their_own_limit(client, db, settings):
 def test_malformed_limits_refuse_to_start(settings, value):
     settings.HOLDOUT_RATELIMIT_SUBMIT = value
     with pytest.raises(ImproperlyConfigured, match="HOLDOUT_RATELIMIT_SUBMIT must look like COUNT/SECONDS"):
-        ratelimit.RateLimitMiddleware(lambda request: None)
+        ratelimit.check_limits()
 
 
 def test_an_empty_limit_turns_it_off(client, learner, settings):

@@ -186,7 +186,6 @@ def rate_limited(
                 release(keys)
             return response
 
-        limited_view.rate_limit = name
         return limited_view
 
     return decorator

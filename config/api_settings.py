@@ -27,7 +27,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "competitions.api.exceptions.exception_handler",
     # Every API view counts its writes against the limit its `throttle_scope` names ("api" by
     # default, "submit" for submissions); see competitions/api/throttles.py.
-    "DEFAULT_THROTTLE_CLASSES": ["competitions.api.throttles.HoldoutThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["competitions.api.throttles.ScopedLimitThrottle"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

@@ -28,7 +28,7 @@ class TooManyRequests(exceptions.Throttled):
         self.wait = refused.retry_after
 
 
-class HoldoutThrottle(BaseThrottle):
+class ScopedLimitThrottle(BaseThrottle):
     def allow_request(self, request: Request, view) -> bool:
         if request.method in ratelimit.SAFE_METHODS:
             return True

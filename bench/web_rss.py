@@ -23,7 +23,8 @@ from django.urls import get_resolver
 get_resolver().url_patterns
 import config.wsgi
 rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:"))
-heavy = sorted({m.split(".")[0] for m in sys.modules} & {"sklearn", "scipy", "pandas", "pyarrow", "tensorflow"})
+top = {m.split(".")[0] for m in sys.modules}
+heavy = sorted(top & {"sklearn", "scipy", "pandas", "pyarrow", "tensorflow"})
 print(json.dumps({"rss_mb": rss / 1024, "heavy": heavy}))
 """
 

@@ -249,8 +249,12 @@ def _links_under(keep: list[str], covers: list[Path]) -> dict[Path, str]:
     for path in keep:
         current = Path(os.path.abspath(path))
         for ancestor in [current, *current.parents]:
-            if ancestor.is_symlink() and any(c in ancestor.parents for c in covers):
+            if not any(c in ancestor.parents for c in covers):
+                continue
+            try:
                 links[ancestor] = os.readlink(ancestor)
+            except OSError:  # not a link, or not ours to read (a non-root child under /root)
+                continue
     return links
 
 

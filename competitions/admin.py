@@ -19,26 +19,10 @@ from django.utils.html import format_html, format_html_join
 from competitions import selectors, services
 from competitions.adminscope import OrganizerScoped, OrganizerScopedAdmin
 from competitions.bundles import export_competition, import_competition
-from competitions.csvexport import csv_attachment, write_leaderboard
+from competitions.csvexport import csv_attachment, write_leaderboard, write_submissions
 from competitions.models import Competition, DataFile, Participation, RescoreRun, Submission, Team, User
 
 SPLIT_FIELDS = ("public_fraction", "split_seed")
-SUBMISSION_EXPORT_COLUMNS = [
-    "competition",
-    "submission_id",
-    "team",
-    "submitted_by",
-    "created_at_utc",
-    "status",
-    "public_score",
-    "private_score",
-    "late",
-    "final",
-    "baseline",
-    "disqualified_reason",
-    "error",
-    "description",
-]
 
 
 class BundleImportForm(forms.Form):
@@ -346,29 +330,7 @@ class CompetitionAdmin(OrganizerScopedAdmin):
     @admin.action(description="Export all submissions with both scores (CSV)")
     def export_submissions(self, request: HttpRequest, queryset) -> HttpResponse:
         response, writer = csv_attachment("submissions.csv")
-        writer.writerow(SUBMISSION_EXPORT_COLUMNS)
-        subs = Submission.objects.filter(competition__in=queryset).select_related(
-            "competition", "team", "submitted_by"
-        )
-        for sub in subs.order_by("competition__slug", "created_at"):
-            writer.writerow(
-                [
-                    sub.competition.slug,
-                    sub.pk,
-                    sub.team.name,
-                    sub.submitted_by,
-                    sub.created_at.isoformat(),
-                    sub.status,
-                    sub.public_score,
-                    sub.private_score,
-                    sub.is_late,
-                    sub.is_final,
-                    sub.is_baseline,
-                    sub.disqualified_reason,
-                    sub.error_message,
-                    sub.description,
-                ]
-            )
+        write_submissions(writer, selectors.submissions_for_export(queryset))
         return response
 
     def import_bundle(self, request: HttpRequest) -> HttpResponse:
@@ -641,33 +603,18 @@ class RescoreRunAdmin(OrganizerScopedAdmin):
 
     @admin.display(description="How ranks moved")
     def rank_moves(self, obj: RescoreRun) -> str:
-        now = {
-            board: {
-                r.team_id: r.rank
-                for r in selectors.leaderboard(obj.competition, board=board, reveal_private=True)
-                if r.team_id
-            }
-            for board in ("public", "private")
-        }
-        names = dict(Team.objects.filter(competition=obj.competition).values_list("pk", "name"))
-        before = {
-            b: {int(k): v for k, v in obj.ranks_before.get(b, {}).items()} for b in ("public", "private")
-        }
-        teams = sorted(
-            set(before["public"]) | set(now["public"]) | set(before["private"]) | set(now["private"])
-        )
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{} → {}</td><td>{} → {}</td></tr>",
             (
                 (
-                    names.get(t, f"team {t}"),
-                    before["public"].get(t, "–"),
-                    now["public"].get(t, "–"),
-                    before["private"].get(t, "–"),
-                    now["private"].get(t, "–"),
+                    move.team_name,
+                    _rank(move.public_before),
+                    _rank(move.public_now),
+                    _rank(move.private_before),
+                    _rank(move.private_now),
                 )
-                for t in teams
+                for move in selectors.rescore_rank_moves(obj)
             ),
         )
         return format_html(
@@ -680,6 +627,10 @@ class RescoreRunAdmin(OrganizerScopedAdmin):
     def resume(self, request: HttpRequest, queryset) -> None:
         for run in queryset:
             self.message_user(request, f"{run}: {services.rescore_run_resume(run)} submissions re-sent.")
+
+
+def _rank(rank: int | None) -> str | int:
+    return "–" if rank is None else rank
 
 
 admin.site.register(RescoreRun, RescoreRunAdmin)

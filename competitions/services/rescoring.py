@@ -8,7 +8,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from competitions.models import Competition, RescoreRun, ScoreHistory, Submission
-from competitions.selectors import leaderboard
+from competitions.selectors import board_ranks
 from competitions.services.results import submission_fail
 from competitions.services.submissions import submission_enqueue
 
@@ -21,14 +21,8 @@ def competition_rescore(competition: Competition, *, started_by=None) -> Rescore
     previous result goes into ScoreHistory. If workers die half-way, the reaper re-queues what
     is left and `rescore_run_resume` sends the rest again, so a re-score can always finish.
     """
-    ranks = {
-        board: {
-            str(r.team_id): r.rank
-            for r in leaderboard(competition, board=board, reveal_private=True) or []
-            if r.team_id
-        }
-        for board in ("public", "private")
-    }
+    # JSON keys are strings.
+    ranks = {b: {str(t): r for t, r in ranks.items()} for b, ranks in board_ranks(competition).items()}
     run = RescoreRun.objects.create(competition=competition, started_by=started_by, ranks_before=ranks)
     ids = list(
         Submission.objects.filter(

@@ -35,6 +35,7 @@ import pyarrow.csv as pcsv
 
 from .errors import ScoringError
 from .errors import show as _show
+from .sniff import read_head, sniff
 
 MiB = 1024 * 1024
 
@@ -64,17 +65,17 @@ def row_margin(expected_rows: int) -> int:
 
 DEFAULT_LIMITS = Limits()
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
-_OTHER_FORMATS = (
-    (b"BZh", "bzip2-compressed"),
-    (b"\xfd7zXZ\x00", "xz-compressed"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
-    (b"Rar!", "a RAR archive"),
-    (b"PAR1", "a Parquet file"),
-    (b"\xd0\xcf\x11\xe0", "an old-style Excel (.xls) workbook"),
-    (b"%PDF", "a PDF document"),
-)
+_COMPRESSED = ("gzip", "zip")
+# Formats uploaded by mistake, named in the message (others fall through to the binary check).
+_MISTAKEN_FORMATS = {
+    "bzip2": "bzip2-compressed",
+    "xz": "xz-compressed",
+    "7z": "a 7-Zip archive",
+    "rar": "a RAR archive",
+    "parquet": "a Parquet file",
+    "xls": "an old-style Excel (.xls) workbook",
+    "pdf": "a PDF document",
+}
 _CHUNK = 1 * MiB
 # macOS Finder adds these to every zip it makes; they are never the data.
 _ZIP_JUNK = re.compile(r"(^|/)(__MACOSX/|\.DS_Store$)")
@@ -170,19 +171,18 @@ def _count_lines(path: Path, limits: Limits) -> None:
 def _plain_csv(path: Path, limits: Limits) -> Iterator[Path]:
     """Yield a path to the uncompressed CSV bytes, decompressing into a temp dir if needed."""
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(8)
+        size, head = read_head(path)
     except OSError:
         raise ScoringError("The uploaded file could not be opened.") from None
     if size == 0:
         raise ScoringError("The file is empty.")
     if size > limits.max_bytes:
         raise ScoringError(f"The file is {_mb(size)}; the largest allowed upload is {_mb(limits.max_bytes)}.")
-    if head.startswith(_GZIP_MAGIC) or head.startswith(_ZIP_MAGICS):
+    container = sniff(head)
+    if container in _COMPRESSED:
         with tempfile.TemporaryDirectory(prefix="holdout-") as tmp:
             out = Path(tmp) / "inflated.csv"
-            if head.startswith(_GZIP_MAGIC):
+            if container == "gzip":
                 _inflate_gzip(path, out, limits)
             else:
                 _inflate_zip(path, out, limits)
@@ -200,14 +200,14 @@ def _check_text_start(path: Path, *, compressed: bool) -> None:
     with open(path, "rb") as f:
         start = f.read(4096)
     inner = "The file inside the archive" if compressed else "The file"
-    if start.startswith(_GZIP_MAGIC) or start.startswith(_ZIP_MAGICS):
+    kind = sniff(start)
+    if kind in _COMPRESSED:
         raise ScoringError(f"{inner} is itself compressed; compress the CSV only once.")
-    for magic, what in _OTHER_FORMATS:
-        if start.startswith(magic):
-            raise ScoringError(
-                f"{inner} looks like {what}. Upload a CSV file, optionally compressed as .gz "
-                "or as a .zip holding one CSV."
-            )
+    if kind in _MISTAKEN_FORMATS:
+        raise ScoringError(
+            f"{inner} looks like {_MISTAKEN_FORMATS[kind]}. Upload a CSV file, optionally compressed "
+            "as .gz or as a .zip holding one CSV."
+        )
     if start.startswith((b"\xff\xfe", b"\xfe\xff")) or start[:200].count(b"\x00") > 10:
         raise ScoringError(f"{inner} looks like UTF-16 text or binary data; save it as a UTF-8 CSV file.")
     if b"\x00" in start:

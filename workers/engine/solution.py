@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from .errors import ScoringError, SolutionError, count, examples, show
+from .errors import ScoringError, SolutionError, count, examples, id_examples, row_numbers, show
 from .metrics import Metric, get_metric
 from .reader import Limits, read_csv_table
 
@@ -341,19 +341,13 @@ def _canonical_labels(m: Metric, target: pa.Array) -> list[str]:
 # -- validation helpers ------------------------------------------------------------------------
 
 
-def _row_examples(mask: np.ndarray, limit: int = 5) -> str:
-    rows = np.flatnonzero(mask)
-    return ", ".join(f"row {r + 1:,}" for r in rows[:limit]) + (
-        f", … ({len(rows):,} in all)" if len(rows) > limit else ""
-    )
-
-
 def _id_problems(ids: pa.Array) -> list[str]:
     problems = []
     empty = pc.equal(ids, "").to_numpy(zero_copy_only=False)
     if empty.any():
         problems.append(
-            f"{count(int(empty.sum()), 'row has', 'rows have')} an empty id ({_row_examples(empty)})."
+            f"{count(int(empty.sum()), 'row has', 'rows have')} an empty id "
+            f"({row_numbers(np.flatnonzero(empty), 'row ')})."
         )
     padded = pc.not_equal(pc.utf8_trim_whitespace(ids), ids).to_numpy(zero_copy_only=False) & ~empty
     if padded.any():
@@ -372,12 +366,8 @@ def _id_problems(ids: pa.Array) -> list[str]:
     return problems
 
 
-def _bad_values(ids: pa.Array, raw: pa.Array, mask: np.ndarray, limit: int = 5) -> str:
-    idx = pa.array(np.flatnonzero(mask)[:limit])
-    pairs = zip(ids.take(idx).to_pylist(), raw.take(idx).to_pylist(), strict=True)
-    shown = ", ".join(f"id {show(i)} has {show(v)}" for i, v in pairs)
-    total = int(mask.sum())
-    return shown + (f", … ({total:,} in all)" if total > limit else "")
+def _bad_values(ids: pa.Array, raw: pa.Array, mask: np.ndarray) -> str:
+    return id_examples(ids, np.flatnonzero(mask), raw)
 
 
 def _parse_target(

@@ -16,15 +16,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import ScoringError, SolutionError, count, examples, id_examples, row_numbers, show
+from .limits import DEFAULT_LIMITS, Limits
 from .metrics import Metric, get_metric
-from .reader import DEFAULT_LIMITS, Limits, read_submission
-from .solution import (
-    MAX_ABS_VALUE,
-    check_metric_fits,
-    read_solution_meta,
-    split_problems,
-    submission_columns_for,
-)
+from .prepared import check_metric_fits, read_solution_meta, submission_columns_for
+from .reader import read_submission
+from .solution import MAX_ABS_VALUE
+from .splits import split_problems
 
 MAX_LISTED_CLASSES = 20
 PROBABILITY_SUM_TOLERANCE = 1e-3

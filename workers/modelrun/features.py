@@ -24,8 +24,8 @@ import pyarrow.compute as pc
 
 from workers.engine import ScoringError, SolutionError
 from workers.engine.errors import examples, id_examples, row_numbers, show
+from workers.engine.limits import SOLUTION_LIMITS
 from workers.engine.reader import read_csv_table
-from workers.engine.solution import SOLUTION_LIMITS
 from workers.modelrun.outputs import class_order, output_spec  # noqa: F401 - re-exported
 
 _NPY_MAGIC = b"\x93NUMPY"

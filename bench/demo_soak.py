@@ -98,6 +98,7 @@ class Demo:
         self.env = {
             **env,
             "DJANGO_SETTINGS_MODULE": "config.settings",
+            "HOLDOUT_DEV": "1",  # what `make demo` sets: the embedded defaults
             "HOLDOUT_VAR_DIR": str(self.var),
             "HOLDOUT_RATELIMIT_SUBMIT": "",
             "HOLDOUT_RATELIMIT_API": "",

@@ -3,16 +3,23 @@ password reset (whose link, too, proves the user reads mail at their address).""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import PasswordResetConfirmView
+from django.contrib.auth.views import LoginView, PasswordResetConfirmView, PasswordResetView
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from competitions.email_confirmation import email_confirm, email_confirmation_send
 from competitions.models import User
+from competitions.ratelimit import rate_limited
+
+# Django's own sign-in and password reset views, under their limits (config.urls routes them
+# ahead of django.contrib.auth.urls).
+sign_in = rate_limited("login")(LoginView.as_view())
+password_reset = rate_limited("password_reset")(PasswordResetView.as_view())
 
 
 @require_GET
@@ -28,6 +35,7 @@ def email_confirm_link(request: HttpRequest, token: str) -> HttpResponse:
     return redirect("profile" if request.user.is_authenticated else "login")
 
 
+@rate_limited("email_confirm")
 @login_required
 @require_POST
 def email_confirm_resend(request: HttpRequest) -> HttpResponse:
@@ -47,6 +55,7 @@ def email_confirm_resend(request: HttpRequest) -> HttpResponse:
     return redirect(target if safe and target else "profile")
 
 
+@method_decorator(rate_limited("password_reset"), name="dispatch")
 class PasswordResetConfirm(PasswordResetConfirmView):
     """Django's view. Its token hashes the current address, so a completed reset shows the user
     reads mail there: the address counts as confirmed (an existing account's quickest way)."""

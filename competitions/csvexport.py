@@ -73,3 +73,45 @@ def write_leaderboard(writer: SafeWriter, competition, rows, *, submission_ids: 
             ]
             + ([row.submission_id] if submission_ids else [])
         )
+
+
+SUBMISSION_EXPORT_COLUMNS = [
+    "competition",
+    "submission_id",
+    "team",
+    "submitted_by",
+    "created_at_utc",
+    "status",
+    "public_score",
+    "private_score",
+    "late",
+    "final",
+    "baseline",
+    "disqualified_reason",
+    "error",
+    "description",
+]
+
+
+def write_submissions(writer: SafeWriter, submissions) -> None:
+    """The organizers' export of every submission with both full scores (admin only)."""
+    writer.writerow(SUBMISSION_EXPORT_COLUMNS)
+    for sub in submissions:
+        writer.writerow(
+            [
+                sub.competition.slug,
+                sub.pk,
+                sub.team.name,
+                sub.submitted_by,
+                sub.created_at.isoformat(),
+                sub.status,
+                sub.public_score,
+                sub.private_score,
+                sub.is_late,
+                sub.is_final,
+                sub.is_baseline,
+                sub.disqualified_reason,
+                sub.error_message,
+                sub.description,
+            ]
+        )

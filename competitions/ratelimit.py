@@ -1,5 +1,10 @@
-"""Fixed-window rate limits on the endpoints worth attacking: sign-in, sign-up, password reset and
-submissions (web and API).
+"""Fixed-window rate limits on the actions worth attacking: sign-in, sign-up, password reset,
+confirmation e-mails and submissions (web and API), plus a general limit on API writes.
+
+Each limit has a name (LIMITS) and is attached where its action happens, so renaming a URL
+cannot silently drop it: Django views carry `@rate_limited("login")`, the API's DRF views a
+throttle scope (competitions.api.throttles). Both count here, in the same counters, so the web
+form and the API share one submissions budget per user.
 
 Only unsafe methods count (POST, PUT, PATCH, DELETE); reading pages is never limited. Counters
 live in Django's cache: the local-memory default is per process, so with several gunicorn
@@ -9,11 +14,10 @@ is let through and a warning logged: a cache outage must not lock everyone out o
 
 Whom a counter belongs to:
 
-- a signed-in user (session) is counted per user, so a classroom behind one NAT address does not
-  share one budget;
+- a signed-in user (session or API key) is counted per user, so a classroom behind one NAT
+  address does not share one budget;
 - anyone else is counted per client address (REMOTE_ADDR, or the address the trusted proxy
-  reports: HOLDOUT_TRUSTED_PROXY_COUNT); API-key clients are not known yet at this point and
-  count per address (the API may add per-key throttles of its own);
+  reports: HOLDOUT_TRUSTED_PROXY_COUNT);
 - sign-in attempts are also counted per attempted username, so guessing one account's password
   from many addresses is slowed too, and only *failed* sign-ins count (a classroom signing in at
   nine o'clock is not throttled; a wrong password is). Each attempt is counted *before* its
@@ -22,11 +26,8 @@ Whom a counter belongs to:
   in flight at the same instant from one address wait, even if they would have succeeded.
 
 Limits come from settings as "COUNT/SECONDS" strings, read on each request so a test's
-`settings` override applies; an empty string turns a limit off. Add the middleware after
-AuthenticationMiddleware:
-
-    MIDDLEWARE = [..., "django.contrib.auth.middleware.AuthenticationMiddleware",
-                  "competitions.ratelimit.RateLimitMiddleware", ...]
+`settings` override applies; an empty string turns a limit off. check_limits() (run when the
+app is ready) refuses a malformed one at start-up.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ import logging
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 from django.conf import settings
 from django.core.cache import caches
@@ -53,50 +55,31 @@ KEY_PREFIX = "holdout:ratelimit"
 
 
 @dataclass(frozen=True)
-class Rule:
-    bucket: str  # rules sharing a bucket share counters (web and API submissions)
-    pattern: re.Pattern[str]
+class Limit:
     setting: str
     default: str
     what: str  # for the message: "sign-in attempts"
     failures_only: bool = False  # count only responses that are not redirects (failed sign-ins)
 
 
-_SUBMISSION_API = (
-    r"^/api/(competitions/[^/]+/submissions/$|v1/blobs/upload/"
-    r"|v1/competitions\.CompetitionApiService/(StartSubmissionUpload|CreateSubmission)$)"
-)
+# The name is the counters' bucket: everything limited by "submit" shares one budget.
+LIMITS = {
+    # The admin's sign-in form checks the same passwords: one budget for both.
+    "login": Limit("HOLDOUT_RATELIMIT_LOGIN", "10/60", "failed sign-ins", failures_only=True),
+    "signup": Limit("HOLDOUT_RATELIMIT_SIGNUP", "10/3600", "sign-ups"),
+    "password_reset": Limit("HOLDOUT_RATELIMIT_PASSWORD_RESET", "5/3600", "password reset requests"),
+    "email_confirm": Limit("HOLDOUT_RATELIMIT_EMAIL_CONFIRM", "5/3600", "confirmation e-mails"),
+    "submit": Limit("HOLDOUT_RATELIMIT_SUBMIT", "30/60", "submissions"),
+    "api": Limit("HOLDOUT_RATELIMIT_API", "120/60", "API requests"),
+}
 
-# First match wins.
-RULES = (
-    Rule(
-        "login",
-        # The admin's sign-in form checks the same passwords: one budget for both.
-        re.compile(r"^/(accounts|admin)/login/$"),
-        "HOLDOUT_RATELIMIT_LOGIN",
-        "10/60",
-        "failed sign-ins",
-        True,
-    ),
-    Rule("signup", re.compile(r"^/accounts/signup/$"), "HOLDOUT_RATELIMIT_SIGNUP", "10/3600", "sign-ups"),
-    Rule(
-        "password_reset",
-        re.compile(r"^/accounts/(password_reset/|reset/)"),
-        "HOLDOUT_RATELIMIT_PASSWORD_RESET",
-        "5/3600",
-        "password reset requests",
-    ),
-    Rule(
-        "email_confirm",
-        re.compile(r"^/accounts/confirm-email/$"),
-        "HOLDOUT_RATELIMIT_EMAIL_CONFIRM",
-        "5/3600",
-        "confirmation e-mails",
-    ),
-    Rule("submit", re.compile(r"^/c/[^/]+/submit/$"), "HOLDOUT_RATELIMIT_SUBMIT", "30/60", "submissions"),
-    Rule("submit", re.compile(_SUBMISSION_API), "HOLDOUT_RATELIMIT_SUBMIT", "30/60", "submissions"),
-    Rule("api", re.compile(r"^/api/"), "HOLDOUT_RATELIMIT_API", "120/60", "API requests"),
-)
+
+@dataclass(frozen=True)
+class TooMany:
+    """A refusal: what the client is told, and when its window ends."""
+
+    message: str
+    retry_after: int
 
 
 @lru_cache(maxsize=64)
@@ -111,8 +94,14 @@ def parse_limit(name: str, value: str) -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(2))
 
 
-def limit_for(rule: Rule) -> tuple[int, int] | None:
-    return parse_limit(rule.setting, getattr(settings, rule.setting, rule.default))
+def limit_for(limit: Limit) -> tuple[int, int] | None:
+    return parse_limit(limit.setting, getattr(settings, limit.setting, limit.default))
+
+
+def check_limits() -> None:
+    """Fail at start-up, not on the first sign-in, when a limit is malformed."""
+    for limit in LIMITS.values():
+        limit_for(limit)
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -132,103 +121,124 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
 
 
-def _identities(request: HttpRequest, rule: Rule) -> list[str]:
-    user = getattr(request, "user", None)
+def user_identity(pk: int) -> str:
+    return f"user:{pk}"
+
+
+def identity(request: HttpRequest, user=None) -> str:
+    """Whose budget a request uses: the user's when signed in, else the client address's."""
+    user = user if user is not None else getattr(request, "user", None)
     if user is not None and user.is_authenticated:
-        identities = [f"user:{user.pk}"]
-    else:
-        identities = [f"ip:{_digest(client_ip(request))}"]
-    if rule.bucket == "login":
+        return user_identity(user.pk)
+    return f"ip:{_digest(client_ip(request))}"
+
+
+def charge(name: str, request: HttpRequest, who: str | None = None) -> tuple[list[str], TooMany | None]:
+    """Count `request` against the limit `name` for `who` (default: identity(request)).
+
+    Returns the counters it was counted in (release() hands them back) and, past the limit,
+    the refusal. A failures-only limit's refused attempt is handed back at once, so its counters
+    hold attempts that were checked."""
+    limit = LIMITS[name]
+    parsed = limit_for(limit)
+    if parsed is None:
+        return [], None
+    count, period = parsed
+    window = int(time.time() // period)
+    identities = [who or identity(request)]
+    if limit.failures_only:
         username = request.POST.get("username", "").strip().lower()
         if username:
             identities.append(f"username:{_digest(username)}")
-    return identities
+    keys = [f"{KEY_PREFIX}:{name}:{i}:{period}:{window}" for i in identities]
+    # Every key is counted (no short cut), so that every key can be released.
+    if max([_increment(k, period) for k in keys]) <= count:
+        return keys, None
+    if limit.failures_only:
+        release(keys)
+    log.info("rate limited %s %s (%s)", request.method, request.path_info, name)
+    return keys, _too_many(limit, count, period)
 
 
-class RateLimitMiddleware:
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
-        # Fail at start-up, not on the first sign-in, when a limit is malformed.
-        for rule in RULES:
-            limit_for(rule)
+def rate_limited(
+    name: str, *, who: Callable[..., str | None] | None = None, json: bool = False
+) -> Callable[[Callable], Callable]:
+    """Limit a Django view's unsafe requests by the limit `name` (a key of LIMITS).
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        rule = self._rule(request)
-        if rule is None:
-            return self.get_response(request)
-        limit = limit_for(rule)
-        if limit is None:
-            return self.get_response(request)
-        count, period = limit
-        window = int(time.time() // period)
-        keys = [f"{KEY_PREFIX}:{rule.bucket}:{i}:{period}:{window}" for i in _identities(request, rule)]
-        if rule.failures_only:
-            # Reserve the attempt before the password is checked: a counter read before the
-            # (slow) hash and written after it let 40 concurrent guesses all through. A rejected
-            # reservation is handed back, so the counters hold attempts that were checked, and a
-            # successful sign-in hands its own back, so only failures use up the budget.
-            # Every key is counted (no short cut), so that every key can be released.
-            if max([self._increment(k, period) for k in keys]) > count:
-                self._release(keys)
-                return self._too_many(request, rule, count, period)
-            response = self.get_response(request)
-            if 300 <= response.status_code < 400:  # a successful sign-in redirects
-                self._release(keys)
+    `who(request, *args, **kwargs)` may name the budget (e.g. the user a signed upload URL was
+    issued to); None falls back to identity(request). `json` answers a refusal in the API's JSON
+    shape instead of an HTML page."""
+    limit = LIMITS[name]  # a typo fails at import
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def limited_view(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method in SAFE_METHODS:
+                return view(request, *args, **kwargs)
+            keys, refused = charge(name, request, who(request, *args, **kwargs) if who else None)
+            if refused:
+                return too_many_response(refused, json=json)
+            # A failures-only attempt was reserved before the password is checked: a counter
+            # read before the (slow) hash and written after it let 40 concurrent guesses all
+            # through. A successful sign-in redirects and hands its reservation back.
+            response = view(request, *args, **kwargs)
+            if limit.failures_only and 300 <= response.status_code < 400:
+                release(keys)
             return response
-        if any(self._increment(k, period) > count for k in keys):
-            return self._too_many(request, rule, count, period)
-        return self.get_response(request)
 
-    @staticmethod
-    def _rule(request: HttpRequest) -> Rule | None:
-        if request.method in SAFE_METHODS:
-            return None
-        path = request.path_info
-        return next((r for r in RULES if r.pattern.search(path)), None)
+        return limited_view
 
-    @staticmethod
-    def _cache():
-        return caches[getattr(settings, "HOLDOUT_RATELIMIT_CACHE", "default")]
+    return decorator
 
-    def _increment(self, key: str, period: int) -> int:
+
+def _cache():
+    return caches[getattr(settings, "HOLDOUT_RATELIMIT_CACHE", "default")]
+
+
+def _increment(key: str, period: int) -> int:
+    try:
+        cache = _cache()
+        # add() only sets a missing key, so concurrent first requests do not reset each
+        # other; incr() is atomic in Redis (and under the local-memory cache's lock).
+        cache.add(key, 0, timeout=period + 5)
         try:
-            cache = self._cache()
-            # add() only sets a missing key, so concurrent first requests do not reset each
-            # other; incr() is atomic in Redis (and under the local-memory cache's lock).
-            cache.add(key, 0, timeout=period + 5)
-            try:
-                return cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.set(key, 1, timeout=period + 5)
-                return 1
-        except Exception:
-            log.warning("rate limit cache unavailable; letting the request through", exc_info=True)
-            return 0
+            return cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=period + 5)
+            return 1
+    except Exception:
+        log.warning("rate limit cache unavailable; letting the request through", exc_info=True)
+        return 0
 
-    def _release(self, keys: list[str]) -> None:
-        try:
-            cache = self._cache()
-            for key in keys:
-                # ValueError: the window ended meanwhile, nothing to give back.
-                with contextlib.suppress(ValueError):
-                    cache.decr(key)
-        except Exception:
-            log.warning("rate limit cache unavailable; could not release a sign-in attempt", exc_info=True)
 
-    @staticmethod
-    def _too_many(request: HttpRequest, rule: Rule, count: int, period: int) -> HttpResponse:
-        retry_after = max(1, math.ceil(period - time.time() % period))
-        message = (
-            f"Too many {rule.what}: at most {count} every {_seconds(period)}. "
-            f"Please try again in {retry_after} second{'' if retry_after == 1 else 's'}."
-        )
-        log.info("rate limited %s %s (%s)", request.method, request.path_info, rule.bucket)
-        if request.path_info.startswith("/api/"):
-            response = JsonResponse({"detail": message, "retry_after": retry_after}, status=429)
-        else:
-            response = HttpResponse(_HTML.format(message=escape(message)), status=429)
-        response["Retry-After"] = str(retry_after)
-        return response
+def release(keys: list[str]) -> None:
+    try:
+        cache = _cache()
+        for key in keys:
+            # ValueError: the window ended meanwhile, nothing to give back.
+            with contextlib.suppress(ValueError):
+                cache.decr(key)
+    except Exception:
+        log.warning("rate limit cache unavailable; could not release a sign-in attempt", exc_info=True)
+
+
+def _too_many(limit: Limit, count: int, period: int) -> TooMany:
+    retry_after = max(1, math.ceil(period - time.time() % period))
+    message = (
+        f"Too many {limit.what}: at most {count} every {_seconds(period)}. "
+        f"Please try again in {retry_after} second{'' if retry_after == 1 else 's'}."
+    )
+    return TooMany(message, retry_after)
+
+
+def too_many_response(refused: TooMany, *, json: bool = False) -> HttpResponse:
+    if json:
+        body = {"detail": refused.message, "retry_after": refused.retry_after}
+        response = JsonResponse(body, status=429)
+    else:
+        response = HttpResponse(_HTML.format(message=escape(refused.message)), status=429)
+    response["Retry-After"] = str(refused.retry_after)
+    return response
 
 
 def _seconds(n: int) -> str:

@@ -1,12 +1,12 @@
-"""Read queries: quotas and leaderboards."""
+"""Read queries: quotas, leaderboards and how a re-score moved the ranks."""
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Max
+from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
-from competitions.models import Competition, Participation, Submission, Team, utc_day_start
+from competitions.models import Competition, Participation, RescoreRun, Submission, Team, utc_day_start
 
 
 @dataclass(frozen=True)
@@ -278,6 +278,53 @@ def private_leaderboard(competition: Competition, now: datetime | None = None) -
 def late_leaderboard(competition: Competition) -> list[LeaderboardRow]:
     """Practice board of submissions made after the deadline; never part of the official ones."""
     return leaderboard(competition, board="late")
+
+
+def board_ranks(competition: Competition) -> dict[str, dict[int, int]]:
+    """Each team's rank on the public and private boards, as organizers see them (baselines,
+    which belong to no team, left out)."""
+    return {
+        board: {
+            r.team_id: r.rank for r in leaderboard(competition, board=board, reveal_private=True) if r.team_id
+        }
+        for board in ("public", "private")
+    }
+
+
+@dataclass(frozen=True)
+class RankMove:
+    team_name: str
+    public_before: int | None  # None: not on that board
+    public_now: int | None
+    private_before: int | None
+    private_now: int | None
+
+
+def rescore_rank_moves(run: RescoreRun) -> list[RankMove]:
+    """How each team's ranks moved from the start of a re-score (RescoreRun.ranks_before) to now."""
+    now = board_ranks(run.competition)
+    before = {b: {int(k): v for k, v in run.ranks_before.get(b, {}).items()} for b in ("public", "private")}
+    names = dict(Team.objects.filter(competition=run.competition).values_list("pk", "name"))
+    teams = sorted(set(before["public"]) | set(now["public"]) | set(before["private"]) | set(now["private"]))
+    return [
+        RankMove(
+            team_name=names.get(t, f"team {t}"),
+            public_before=before["public"].get(t),
+            public_now=now["public"].get(t),
+            private_before=before["private"].get(t),
+            private_now=now["private"].get(t),
+        )
+        for t in teams
+    ]
+
+
+def submissions_for_export(competitions: QuerySet) -> QuerySet:
+    """Every submission of the given challenges, for the organizers' CSV export."""
+    return (
+        Submission.objects.filter(competition__in=competitions)
+        .select_related("competition", "team", "submitted_by")
+        .order_by("competition__slug", "created_at")
+    )
 
 
 def team_submissions(team: Team):

@@ -22,6 +22,7 @@ from competitions import selectors, services, uploads
 from competitions.email_confirmation import email_confirmation_send
 from competitions.forms import JoinForm, SignupForm, SubmissionForm
 from competitions.models import Competition, Submission
+from competitions.ratelimit import rate_limited
 
 # Data files are only ever sent as downloads; a content type a browser will not render keeps an
 # organizer's upload from becoming a page on our origin.
@@ -42,6 +43,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
 
+@rate_limited("signup")
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     next_url = _safe_next(request)
@@ -160,6 +162,7 @@ def competition_leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "competitions/leaderboard.html", page)
 
 
+@rate_limited("submit")
 @require_http_methods(["GET", "POST"])
 def competition_submit(request: HttpRequest, slug: str) -> HttpResponse:
     page = _competition_page(request, slug, "submit")

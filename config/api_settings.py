@@ -25,6 +25,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "competitions.api.exceptions.exception_handler",
+    # Every API view counts its writes against the limit its `throttle_scope` names ("api" by
+    # default, "submit" for submissions); see competitions/api/throttles.py.
+    "DEFAULT_THROTTLE_CLASSES": ["competitions.api.throttles.ScopedLimitThrottle"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

@@ -7,6 +7,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/login/", account_views.sign_in, name="login"),
+    path("accounts/password_reset/", account_views.password_reset, name="password_reset"),
     path("accounts/confirm-email/", account_views.email_confirm_resend, name="email_confirm_resend"),
     path("accounts/confirm-email/<str:token>/", account_views.email_confirm_link, name="email_confirm"),
     path(
@@ -14,7 +16,7 @@ urlpatterns = [
         account_views.PasswordResetConfirm.as_view(),
         name="password_reset_confirm",
     ),
-    # login, logout (POST only), password change and the password reset flow.
+    # logout (POST only), password change and the rest of the password reset flow.
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("config.api_urls")),
     path("", include("competitions.urls")),

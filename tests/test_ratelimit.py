@@ -4,6 +4,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import pytest
 from django.contrib.auth.backends import ModelBackend
@@ -14,18 +15,14 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from competitions import ratelimit, services
+from competitions.api_keys import api_key_create
 from competitions.models import Submission
 from tests.conftest import PASSWORD, make_user, perfect_submission, require_service
-
-MIDDLEWARE = "competitions.ratelimit.RateLimitMiddleware"
 
 
 @pytest.fixture(autouse=True)
 def limited(settings):
-    """The middleware installed after authentication, with a fresh private cache."""
-    if MIDDLEWARE not in settings.MIDDLEWARE:
-        auth = settings.MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware")
-        settings.MIDDLEWARE = [*settings.MIDDLEWARE[: auth + 1], MIDDLEWARE, *settings.MIDDLEWARE[auth + 1 :]]
+    """A fresh private cache for the counters."""
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit-tests"}
     }
@@ -276,6 +273,92 @@ def test_other_api_writes_have_their_own_limit(client, db, settings):
     assert client.get("/api/competitions/").status_code != 429
 
 
+# --- attached to the views, not to paths ------------------------------------------------------
+
+RPC = "competitions.CompetitionApiService"
+
+
+@dataclass(frozen=True)
+class Limited:
+    """A limited endpoint: its URL name and arguments, the path tests/ratelimit_urls.py moves it
+    to, how it is called, and the limit (a key of ratelimit.LIMITS) that must stop it."""
+
+    url_name: str
+    args: tuple
+    renamed: str
+    limit: str
+    method: str = "post"
+    data: dict = field(default_factory=dict)
+    signed_in: bool = False
+    api_key: bool = False
+
+
+LIMITED = [
+    Limited("login", (), "/sign-in/", "login", data={"username": "lena", "password": "wrong"}),
+    Limited("admin:login", (), "/staff/login/", "login", data={"username": "lena", "password": "wrong"}),
+    Limited("signup", (), "/join-up/", "signup", data={"username": "x"}),
+    Limited("password_reset", (), "/forgot/", "password_reset", data={"email": "lena@example.com"}),
+    Limited("password_reset_confirm", ("MQ", "bad-token"), "/forgot/MQ/bad-token/", "password_reset"),
+    Limited("email_confirm_resend", (), "/resend/", "email_confirm", signed_in=True),
+    Limited("competition_submit", ("{slug}",), "/hand-in/{slug}/", "submit", signed_in=True),
+    Limited("api_submission_list", ("{slug}",), "/rest/{slug}/entries/", "submit", api_key=True),
+    Limited(
+        "kaggle_rpc",
+        (RPC, "StartSubmissionUpload"),
+        f"/rpc/{RPC}/StartSubmissionUpload",
+        "submit",
+        api_key=True,
+    ),
+    Limited("kaggle_rpc", (RPC, "CreateSubmission"), f"/rpc/{RPC}/CreateSubmission", "submit", api_key=True),
+    Limited("kaggle_blob_upload", ("not-a-token",), "/put/not-a-token", "submit", method="put"),
+    Limited("kaggle_rpc", (RPC, "ListCompetitions"), f"/rpc/{RPC}/ListCompetitions", "api", api_key=True),
+    Limited("api_submission_detail", ("{slug}", 1), "/rest/{slug}/entries/1/", "api", "patch", api_key=True),
+]
+
+
+def _case_id(case: Limited) -> str:
+    return "-".join([case.url_name, *(str(a) for a in case.args if a != RPC and "{" not in str(a))])
+
+
+def _only_limit(settings, name: str) -> None:
+    for limit in ratelimit.LIMITS.values():
+        setattr(settings, limit.setting, "")
+    setattr(settings, ratelimit.LIMITS[name].setting, "1/60")
+
+
+def _second_call_is_limited(case: Limited, path: str, learner) -> None:
+    client = Client()
+    if case.signed_in:
+        client.force_login(learner)
+    headers = {}
+    if case.api_key:
+        headers["HTTP_AUTHORIZATION"] = f"Token {api_key_create(learner)}"
+    call = getattr(client, case.method)
+    if case.method == "post" and not path.startswith(("/api/", "/rest/", "/rpc/")):
+        responses = [call(path, case.data, **headers) for _ in range(2)]
+    else:
+        responses = [
+            call(path, json.dumps(case.data), content_type="application/json", **headers) for _ in range(2)
+        ]
+    assert responses[0].status_code != 429
+    assert responses[1].status_code == 429, responses[1].content[:300]
+    assert f"Too many {ratelimit.LIMITS[case.limit].what}" in responses[1].content.decode()
+
+
+@pytest.mark.parametrize("case", LIMITED, ids=_case_id)
+def test_each_limited_endpoint_is_limited_by_name(case, learner, joined, competition, settings):
+    _only_limit(settings, case.limit)
+    args = [str(a).format(slug=competition.slug) if isinstance(a, str) else a for a in case.args]
+    _second_call_is_limited(case, reverse(case.url_name, args=args), learner)
+
+
+@pytest.mark.parametrize("case", LIMITED, ids=_case_id)
+def test_a_renamed_path_keeps_its_limit(case, learner, joined, competition, settings):
+    settings.ROOT_URLCONF = "tests.ratelimit_urls"
+    _only_limit(settings, case.limit)
+    _second_call_is_limited(case, case.renamed.format(slug=competition.slug), learner)
+
+
 # --- configuration and failure modes -------------------------------------------------------------
 
 
@@ -283,7 +366,7 @@ def test_other_api_writes_have_their_own_limit(client, db, settings):
 def test_malformed_limits_refuse_to_start(settings, value):
     settings.HOLDOUT_RATELIMIT_SUBMIT = value
     with pytest.raises(ImproperlyConfigured, match="HOLDOUT_RATELIMIT_SUBMIT must look like COUNT/SECONDS"):
-        ratelimit.RateLimitMiddleware(lambda request: None)
+        ratelimit.check_limits()
 
 
 def test_an_empty_limit_turns_it_off(client, learner, settings):
@@ -292,7 +375,8 @@ def test_an_empty_limit_turns_it_off(client, learner, settings):
         assert _login(client, "lena", "wrong").status_code == 200
 
 
-def test_cache_outage_lets_requests_through(client, learner, settings):
+def break_the_cache(settings) -> None:
+    """Point the counters at a Redis that is not there."""
     settings.CACHES = {
         **settings.CACHES,
         "broken": {
@@ -301,6 +385,10 @@ def test_cache_outage_lets_requests_through(client, learner, settings):
         },
     }
     settings.HOLDOUT_RATELIMIT_CACHE = "broken"
+
+
+def test_cache_outage_lets_requests_through(client, learner, settings):
+    break_the_cache(settings)
     settings.HOLDOUT_RATELIMIT_LOGIN = "1/60"
     assert [_login(client, "lena", "wrong").status_code for _ in range(3)] == [200, 200, 200]
     assert _login(client, "lena", PASSWORD).status_code == 302

@@ -237,7 +237,7 @@ def test_model_children_run_inside_every_layer(tmp_path):
 def test_the_model_worker_logs_its_layers_and_stops_when_a_required_one_is_missing(
     monkeypatch, caplog, settings
 ):
-    from workers import celery_app
+    from config.celery_app import _warm_model_runner
     from workers.modelrun import sandbox as sandbox_module
 
     monkeypatch.setenv("HOLDOUT_MODEL_WORKER", "1")
@@ -249,7 +249,7 @@ def test_the_model_worker_logs_its_layers_and_stops_when_a_required_one_is_missi
         lambda policy: {"active": ["user", "seccomp"], "missing": {"net": "unshare: EPERM"}},
     )
     with caplog.at_level("INFO"):
-        celery_app._warm_model_runner()
+        _warm_model_runner()
     assert "model sandbox layers active: user, seccomp" in caplog.text
     assert "model sandbox layer net is NOT active: unshare: EPERM" in caplog.text
 
@@ -257,7 +257,7 @@ def test_the_model_worker_logs_its_layers_and_stops_when_a_required_one_is_missi
     error = "required sandbox layers unavailable: net (unshare: EPERM)"
     monkeypatch.setattr(sandbox_module, "isolation_report", lambda policy: {"error": error})
     with pytest.raises(SystemExit, match="net"):
-        celery_app._warm_model_runner()
+        _warm_model_runner()
     assert error in caplog.text
 
 
@@ -266,3 +266,15 @@ def test_the_isolation_report_runs_the_real_isolation(tmp_path):
     assert "required sandbox layers unavailable: net (switched off)" in report["error"]
     nothing = sandbox.isolation_report(Policy(layers=frozenset()))
     assert nothing == {"active": [], "missing": dict.fromkeys(LAYERS, "switched off")}
+
+
+def test_a_kept_path_reached_through_a_symlink_in_a_hidden_folder_keeps_its_link(open_tmp, tmp_path):
+    """A checkout under /tmp whose .venv is a link to elsewhere: the child needs the link too."""
+    from workers.modelrun.isolation import _links_under
+
+    target = tmp_path / "real-venv"
+    (target / "lib").mkdir(parents=True)
+    (open_tmp / ".venv").symlink_to(target)
+    kept = str(open_tmp / ".venv" / "lib")
+    assert _links_under([kept], [open_tmp]) == {open_tmp / ".venv": str(target)}
+    assert _links_under([kept], [tmp_path / "elsewhere"]) == {}

@@ -38,4 +38,7 @@ def exception_handler(exc, context):
     if response is not None and not (isinstance(response.data, dict) and "detail" in response.data):
         # Field errors keep their structure under "errors"; "detail" says the first in words.
         response.data = {"detail": _first_message(response.data), "errors": response.data}
+    if response is not None and isinstance(exc, exceptions.Throttled) and exc.wait:
+        # Also in the body, for clients that do not read headers.
+        response.data["retry_after"] = int(exc.wait)
     return response

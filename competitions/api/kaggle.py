@@ -29,7 +29,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from competitions import selectors, services
+from competitions import ratelimit, selectors, services
 from competitions.api import downloads, uploads
 from competitions.api.authentication import ApiKeyBasicAuthentication, ApiKeyTokenAuthentication
 from competitions.api.permissions import competition_access, require_download, require_participation
@@ -46,6 +46,8 @@ KAGGLE_STATUS = {
     Submission.Status.SCORED: "COMPLETE",
     Submission.Status.FAILED: "ERROR",
 }
+
+SUBMISSION_METHODS = frozenset({(COMPETITIONS, "StartSubmissionUpload"), (COMPETITIONS, "CreateSubmission")})
 
 
 class NotImplementedMethod(exceptions.APIException):
@@ -94,6 +96,12 @@ class KaggleRpc(APIView):
 
     def get_exception_handler(self):
         return kaggle_exception_handler
+
+    @property
+    def throttle_scope(self) -> str:
+        """The submission methods share the submissions budget with the web form."""
+        call = (self.kwargs.get("service"), self.kwargs.get("method"))
+        return "submit" if call in SUBMISSION_METHODS else "api"
 
     def post(self, request: Request, service: str, method: str):
         handler = METHODS.get((service, method))
@@ -413,7 +421,19 @@ METHODS: dict[tuple[str, str], Callable] = {
 # --- The upload URL ---------------------------------------------------------------------------
 
 
+def _blob_owner(request, token: str) -> str | None:
+    """The CLI sends no credentials here: count the upload against the user the URL was issued
+    to (its signature proves it), or, for a forged or stale URL, against the address."""
+    try:
+        return ratelimit.user_identity(
+            uploads.blob_token_read(token, max_age=uploads.UPLOAD_URL_MAX_AGE).user_id
+        )
+    except uploads.UploadError:
+        return None
+
+
 @csrf_exempt  # no cookies are involved: the signed token in the URL is the authority
+@ratelimit.rate_limited("submit", who=_blob_owner, json=True)
 @require_http_methods(["PUT"])
 def blob_upload(request, token: str) -> JsonResponse:
     """Receive the raw bytes of a submission (the CLI's PUT to createUrl, sent without credentials)."""

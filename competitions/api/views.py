@@ -121,6 +121,7 @@ class SubmissionListCreate(APIView):
 
     permission_classes = [IsAuthenticated]
     parser_classes = [MultiPartParser, FormParser]
+    throttle_scope = "submit"  # POSTs share the submissions budget with the web form
 
     @extend_schema(responses={200: SubmissionSerializer(many=True), **ERRORS})
     def get(self, request: Request, slug: str) -> Response:

@@ -217,8 +217,15 @@ def _hide(hidden: tuple[str, ...], keep: list[str]) -> None:
     kept = [Path(p).resolve() for p in keep]
     # Open the kept paths before they are covered; /proc/self/fd/N still reaches them after.
     fds = {k: os.open(k, os.O_PATH) for k in kept if any(c == k or c in k.parents for c in covers)}
+    links = _links_under(keep, covers)
     for cover in covers:
         _mount("tmpfs", str(cover), "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
+        # A kept path reached through a symlink inside a hidden folder (a checkout under /tmp
+        # whose .venv links elsewhere): the link comes back too, pointing where it did.
+        for link, target in links.items():
+            if cover in link.parents:
+                link.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(target, link)
         for k, fd in fds.items():
             if cover == k or cover in k.parents:
                 if k.is_dir() or os.path.isdir(f"/proc/self/fd/{fd}"):
@@ -234,6 +241,21 @@ def _hide(hidden: tuple[str, ...], keep: list[str]) -> None:
     for inner in sorted(real - set(covers)):
         if any(k in inner.parents for k in kept) and os.path.isdir(inner):
             _mount("tmpfs", str(inner), "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=0755")
+
+
+def _links_under(keep: list[str], covers: list[Path]) -> dict[Path, str]:
+    """Symlinks on the way to a kept path that lie in a covered folder, with their targets."""
+    links: dict[Path, str] = {}
+    for path in keep:
+        current = Path(os.path.abspath(path))
+        for ancestor in [current, *current.parents]:
+            if not any(c in ancestor.parents for c in covers):
+                continue
+            try:
+                links[ancestor] = os.readlink(ancestor)
+            except OSError:  # not a link, or not ours to read (a non-root child under /root)
+                continue
+    return links
 
 
 def _drop_capabilities() -> None:

@@ -3,7 +3,7 @@
 The work is split by job: checks.py (the model file, before anything runs), predictions.py (the
 run and its outputs, written as a submission CSV), pool.py (the child processes and the warm
 pool), refusals.py (every refusal's message and charging rule), limits.py (what a run may use).
-Scoring services and the model worker's start-up import their entry points from here.
+The scoring service and the model worker's start-up (config/celery_app.py) import from here.
 """
 
 from .checks import check_model_file

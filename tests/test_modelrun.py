@@ -43,13 +43,17 @@ from tests.modelrun_helpers import (
 from workers.engine import SolutionError, get_metric, read_solution_info, score_submission
 from workers.modelrun import (
     FeaturesInfo,
+    ModelRejected,
     SandboxLimits,
+    check_model_file,
+    checks,
     inspect_features,
     output_spec,
     predict_to_csv,
-    sandbox,
+    refusals,
 )
-from workers.modelrun.sandbox import ModelRejected, check_model_file, write_predictions_csv
+from workers.modelrun import pool as sandbox_pool
+from workers.modelrun.predictions import write_predictions_csv
 
 HAS_TF = importlib.util.find_spec("tensorflow") is not None
 # Keras' own tensor-to-numpy conversion in the test process (building reference predictions).
@@ -274,7 +278,7 @@ def test_ignores_the_training_setup_which_is_never_loaded(tmp_path):
         "config": {"layers": []},
         "compile_config": {"loss": {"module": "my_losses", "class_name": "function", "config": "focal"}},
     }
-    sandbox.scan_config(config)  # does not raise
+    checks.scan_config(config)  # does not raise
 
 
 def test_predict_to_csv_never_accepts_a_solution():
@@ -298,7 +302,11 @@ def test_the_parent_side_never_imports_keras():
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=sandbox.PROJECT_ROOT, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=sandbox_pool.PROJECT_ROOT,
+        check=True,
     )
     assert result.stdout.strip() == "[]"
 
@@ -306,7 +314,7 @@ def test_the_parent_side_never_imports_keras():
 def test_child_environment_inherits_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("SECRET_KEY", "do-not-leak")
     monkeypatch.setenv("DATABASE_URL", "postgres://user:pw@db/holdout")
-    env = sandbox.child_env(tmp_path)
+    env = sandbox_pool.child_env(tmp_path)
     assert "SECRET_KEY" not in env and "DATABASE_URL" not in env
     assert "do-not-leak" not in json.dumps(env)
     assert env["HOME"] == str(tmp_path)
@@ -373,10 +381,10 @@ def test_rmsle_outputs_of_minus_one_or_less_are_refused_by_count(tmp_path):
 
 
 def test_a_child_killed_by_the_cpu_limit_is_reported_as_time():
-    assert sandbox._explain_exit(-signal.SIGXCPU) == "cpu"
-    message = sandbox._explain({"category": "cpu"}, SandboxLimits(cpu_seconds=7), "spec")
+    assert refusals.exit_category(-signal.SIGXCPU) == "cpu"
+    message = str(refusals.reply_refusal({"category": "cpu"}, SandboxLimits(cpu_seconds=7), "spec"))
     assert message == "The model took longer than 7 s of CPU time to predict the test set."
-    assert sandbox._explain_exit(-signal.SIGABRT) == "crash"
+    assert refusals.exit_category(-signal.SIGABRT) == "crash"
 
 
 # -- models run in the sandbox -------------------------------------------------------------------
@@ -386,7 +394,7 @@ def test_a_child_killed_by_the_cpu_limit_is_reported_as_time():
 def pool():
     if not HAS_TF:
         pytest.skip("TensorFlow is not installed")
-    pool = sandbox.warm_pool()
+    pool = sandbox_pool.warm_pool()
     yield pool
     pool.close()
 
@@ -449,7 +457,7 @@ def rejected(
 class TestTensorFlow:
     def test_good_model_is_scored_by_the_engine(self, pool, challenge, tmp_path, monkeypatch):
         seen = []
-        real_run = sandbox._Child.run
+        real_run = sandbox_pool._Child.run
 
         def spy(child, job, limits, *, rows):
             seen.append((child.argv, child.env))
@@ -457,7 +465,7 @@ class TestTensorFlow:
             seen.append(child.sent)
             return reply
 
-        monkeypatch.setattr(sandbox._Child, "run", spy)
+        monkeypatch.setattr(sandbox_pool._Child, "run", spy)
         out = run(challenge, challenge["model"], tmp_path)
         result = score_submission(out, challenge["solution"], metric="accuracy")
 
@@ -500,7 +508,7 @@ class TestTensorFlow:
 
     def test_refuses_a_lambda_layer_in_the_child_too(self, pool, challenge, tmp_path, monkeypatch):
         # Bypass the parent's config scan to prove Keras' safe_mode refuses it on its own.
-        monkeypatch.setattr(sandbox, "scan_config", lambda config: None)
+        monkeypatch.setattr(checks, "scan_config", lambda config: None)
         error = rejected(challenge, save_lambda_model(tmp_path / "lambda.keras"), tmp_path)
         assert str(error) == (
             "The model uses a Lambda layer or custom code, which Holdout does not run (safe_mode); "
@@ -595,7 +603,7 @@ class TestTensorFlow:
         assert str(error) == "The model took longer than 0.01 s to predict the test set."
 
     def test_pool_children_are_reaped_on_close(self):
-        pool = sandbox.WarmPool()
+        pool = sandbox_pool.WarmPool()
         idle = pool._idle
         assert idle is not None
         pool.wait_ready()
@@ -606,8 +614,8 @@ class TestTensorFlow:
     def test_pool_children_die_with_their_parent(self, tmp_path):
         script = (
             "import os, sys\n"
-            "from workers.modelrun import sandbox\n"
-            "pool = sandbox.WarmPool()\n"
+            "from workers.modelrun import pool as sandbox_pool\n"
+            "pool = sandbox_pool.WarmPool()\n"
             "pool.wait_ready()\n"
             "print(pool._idle.workdir, pool._idle.proc.pid, flush=True)\n"
             "os._exit(0)\n"  # no atexit, no close(): only the kernel can end the child now
@@ -617,7 +625,7 @@ class TestTensorFlow:
             capture_output=True,
             text=True,
             timeout=120,
-            cwd=sandbox.PROJECT_ROOT,
+            cwd=sandbox_pool.PROJECT_ROOT,
         )
         workdir, pid = parent.stdout.split()[-2], int(parent.stdout.split()[-1])
         deadline = time.monotonic() + 10

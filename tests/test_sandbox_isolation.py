@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from workers.modelrun import pool as sandbox_pool
 from workers.modelrun import sandbox
 from workers.modelrun.isolation import LAYERS, Policy
 
@@ -35,7 +36,7 @@ def probe(tmp_path: Path, probe: str, arg: str = "", *, layers, hidden=(), requi
     hidden = tuple(str(h) for h in hidden)
     policy = Policy(hidden=hidden, layers=frozenset(layers), require=frozenset(require))
     command = [sys.executable, "-s", "-m", "tests.sandbox_probe", policy.to_json(), probe, arg]
-    env = {**sandbox.child_env(workdir), "PYTHONPATH": str(sandbox.PROJECT_ROOT)}
+    env = {**sandbox_pool.child_env(workdir), "PYTHONPATH": str(sandbox_pool.PROJECT_ROOT)}
     if become is not None:
         env["PROBE_BECOME_UID"] = str(become)
         os.chown(workdir, become, become)
@@ -216,7 +217,7 @@ def test_the_non_root_path_uses_a_user_namespace(open_tmp, listener):
 
 def test_model_children_run_inside_every_layer(tmp_path):
     """The production launcher: a real model child reports all layers, as nobody when root."""
-    child = sandbox._Child.spawn(sandbox.SandboxLimits().memory_bytes)
+    child = sandbox_pool._Child.spawn(sandbox.SandboxLimits().memory_bytes)
     try:
         status = Path(f"/proc/{child.proc.pid}/status")
         deadline = time.monotonic() + 60

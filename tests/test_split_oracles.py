@@ -19,7 +19,9 @@ from tests.conftest import make_competition
 from tests.engine_helpers import make_solution, write_rows
 from workers.engine import ScoringError, get_metric, score_submission
 from workers.engine import scoring as scoring_module
-from workers.engine.solution import MAX_ABS_VALUE, public_count_for, sample_submission_csv
+from workers.engine.sample import sample_submission_csv
+from workers.engine.solution import MAX_ABS_VALUE
+from workers.engine.splits import public_count_for
 
 IDS = [f"t{i:03d}" for i in range(60)]
 

@@ -13,7 +13,7 @@ from competitions.models import Competition, Submission
 from tests import modelrun_helpers as mh
 from tests.conftest import make_competition, perfect_submission
 from tests.integration.conftest import CeleryWorker, wait_for_status
-from workers.modelrun.sandbox import ModelRejected, check_model_file
+from workers.modelrun import ModelRejected, check_model_file
 
 pytestmark = [
     pytest.mark.integration,

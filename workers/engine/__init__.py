@@ -13,10 +13,13 @@ from workers.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from .errors import ScoringError, SolutionError
+    from .limits import DEFAULT_LIMITS, Limits
     from .metrics import METRICS, Metric, get_metric, metric_choices
-    from .reader import DEFAULT_LIMITS, Limits, read_submission
+    from .prepared import SolutionInfo, read_solution_info
+    from .reader import read_submission
+    from .sample import sample_submission_csv
     from .scoring import ScoreResult, score_submission
-    from .solution import SolutionInfo, prepare_solution, read_solution_info, sample_submission_csv
+    from .solution import prepare_solution
 
 _EXPORTS = {
     "ScoringError": "errors",
@@ -25,15 +28,15 @@ _EXPORTS = {
     "Metric": "metrics",
     "get_metric": "metrics",
     "metric_choices": "registry",
-    "DEFAULT_LIMITS": "reader",
-    "Limits": "reader",
+    "DEFAULT_LIMITS": "limits",
+    "Limits": "limits",
     "read_submission": "reader",
     "ScoreResult": "scoring",
     "score_submission": "scoring",
-    "SolutionInfo": "solution",
+    "SolutionInfo": "prepared",
     "prepare_solution": "solution",
-    "read_solution_info": "solution",
-    "sample_submission_csv": "solution",
+    "read_solution_info": "prepared",
+    "sample_submission_csv": "sample",
 }
 
 __all__ = [

@@ -4,6 +4,10 @@ Their messages are shown verbatim to people, so they must be specific and must n
 the rows are split between the leaderboards.
 """
 
+from collections.abc import Iterable, Sequence
+from itertools import islice
+from typing import Any
+
 
 class ScoringError(Exception):
     """A submission is invalid; ``str(error)`` is shown to the learner.
@@ -36,10 +40,41 @@ def show(value: object, width: int = 60) -> str:
     return repr(text)
 
 
-def examples(values: list[object], total: int, limit: int = 5) -> str:
+LISTED = 5  # how many examples a message lists before "… (N in all)"
+
+
+def listing(shown: Iterable[str], total: int, limit: int = LISTED, *, tally: bool = True) -> str:
+    """``a, b, c`` or ``a, b, … (12 in all)``: the first ``limit`` of ``shown`` (already worded),
+    then the total when there are more (or just ``…`` without ``tally``). Every list of rows,
+    ids or values in a message goes through here, so they all read alike."""
+    head = ", ".join(islice(shown, limit))
+    if total <= limit:
+        return head
+    return head + (f", … ({total:,} in all)" if tally else ", …")
+
+
+def examples(values: Sequence[object], total: int, limit: int = LISTED) -> str:
     """``'a', 'b', 'c'`` or ``'a', 'b', … (12 in all)`` for a message."""
-    shown = ", ".join(show(v) for v in values[:limit])
-    return shown + (f", … ({total:,} in all)" if total > limit else "")
+    return listing((show(v) for v in values), total, limit)
+
+
+def row_numbers(rows: Sequence[int], prefix: str = "", *, tally: bool = True) -> str:
+    """``row 1, row 7, …`` for 0-based ``rows`` (numbered from 1 for people), each after ``prefix``."""
+    return listing((f"{prefix}{r + 1:,}" for r in rows), len(rows), tally=tally)
+
+
+def id_examples(ids: Any, rows: Sequence[int], values: Any = None, *, verb: str = "has") -> str:
+    """``id 'a' has 'x', id 'b' has 'y', … (12 in all)`` for the 0-based ``rows`` (a numpy
+    array) of Arrow ``ids`` and, when given, of ``values``. Duck-typed, so this module stays
+    free of pyarrow for the web process."""
+    take = rows[:LISTED]
+    names = ids.take(take).to_pylist()
+    if values is None:
+        shown = [f"id {show(i)}" for i in names]
+    else:
+        pairs = zip(names, values.take(take).to_pylist(), strict=True)
+        shown = [f"id {show(i)} {verb} {show(v)}" for i, v in pairs]
+    return listing(shown, len(rows))
 
 
 def count(n: int, singular: str, plural: str | None = None) -> str:

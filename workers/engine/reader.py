@@ -1,87 +1,27 @@
 """Read an uploaded CSV (plain, gzip or single-file zip) into a pyarrow Table, safely.
 
 Everything that can go wrong becomes a ScoringError whose message a learner can act on; pyarrow,
-zlib and zipfile exceptions never escape. Compressed uploads are inflated by streaming into a
-temporary file with a running size cap, so a compression bomb is stopped after at most
-``max_decompressed_bytes`` have been written, never materialised in memory.
-
-Rows are capped before anything is parsed: line breaks are counted while the bytes stream
-(inflating, or one pass over a plain file), and a file with more lines than the row cap is
-refused there. Parsing builds columns for every row at once, so without this a small gzip of
-hundreds of millions of tiny rows would take gigabytes of memory before any check ran. When the
-caller knows how many rows to expect (the solution's), the cap is that count plus a small
-margin, so memory stays proportional to the challenge's test set, not to the upload. A line
-break inside a quoted value counts as a row here; a submission has ids and predictions, where
-that does not happen in practice, and the margin absorbs a few.
+zlib and zipfile exceptions never escape. containers.py gets at the CSV bytes (inflating
+compressed uploads under a size cap) and limits.py caps the rows while they stream, before
+anything here parses them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import gzip
 import re
-import tempfile
-import zipfile
-import zlib
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from .containers import plain_csv
 from .errors import ScoringError
 from .errors import show as _show
-
-MiB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_bytes: int = 200 * MiB
-    max_decompressed_bytes: int = 1024 * MiB
-    max_rows: int = 20_000_000
-    max_columns: int = 1000
-    max_line_bytes: int = 1 * MiB
-    # The rows a valid file has (the solution's); caps the rows at that plus row_margin().
-    expected_rows: int | None = None
-
-    @property
-    def row_cap(self) -> int:
-        if self.expected_rows is None:
-            return self.max_rows
-        return min(self.max_rows, self.expected_rows + row_margin(self.expected_rows))
-
-
-def row_margin(expected_rows: int) -> int:
-    """Extra rows read past the expected count: enough for a few duplicates or stray lines to be
-    reported precisely by the id checks, too few to matter for memory."""
-    return max(100, expected_rows // 100)
-
-
-DEFAULT_LIMITS = Limits()
-
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
-_OTHER_FORMATS = (
-    (b"BZh", "bzip2-compressed"),
-    (b"\xfd7zXZ\x00", "xz-compressed"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
-    (b"Rar!", "a RAR archive"),
-    (b"PAR1", "a Parquet file"),
-    (b"\xd0\xcf\x11\xe0", "an old-style Excel (.xls) workbook"),
-    (b"%PDF", "a PDF document"),
-)
-_CHUNK = 1 * MiB
-# macOS Finder adds these to every zip it makes; they are never the data.
-_ZIP_JUNK = re.compile(r"(^|/)(__MACOSX/|\.DS_Store$)")
-
-
-def _mb(n: int) -> str:
-    return f"{n / MiB:g} MB"
+from .limits import DEFAULT_LIMITS, Limits, too_many_rows
 
 
 def read_submission(
@@ -113,7 +53,7 @@ def read_csv_table(
     """Read any CSV upload; ``check_header(names)`` may raise ScoringError before the body is
     parsed. Columns not in ``numeric_columns`` are read as strings."""
     path = Path(path)
-    with _plain_csv(path, limits) as plain:
+    with plain_csv(path, limits) as plain:
         header = _read_header(plain, limits)
         if len(header) > limits.max_columns:
             raise ScoringError(
@@ -128,160 +68,8 @@ def read_csv_table(
     if table.num_rows == 0:
         raise ScoringError("The file has a header but no data rows.")
     if table.num_rows > limits.row_cap:
-        raise _too_many_rows(limits)
+        raise too_many_rows(limits)
     return table
-
-
-def _too_many_rows(limits: Limits) -> ScoringError:
-    if limits.expected_rows is not None and limits.row_cap < limits.max_rows:
-        return ScoringError(
-            f"The file has more than {limits.row_cap:,} rows; expected {limits.expected_rows:,}, one per id."
-        )
-    return ScoringError(
-        f"The file has more than {limits.row_cap:,} rows; at most {limits.max_rows:,} are allowed."
-    )
-
-
-class _LineCount:
-    """Counts line breaks as chunks stream past and refuses the file once the data lines (all
-    but the header) exceed the row cap: memchr-speed, no parsing."""
-
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-        self.lines = 0
-
-    def add(self, chunk: bytes) -> None:
-        self.lines += chunk.count(b"\n")
-        if self.lines - 1 > self.limits.row_cap:
-            raise _too_many_rows(self.limits)
-
-
-def _count_lines(path: Path, limits: Limits) -> None:
-    counter = _LineCount(limits)
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            counter.add(chunk)
-
-
-# -- container formats ---------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _plain_csv(path: Path, limits: Limits) -> Iterator[Path]:
-    """Yield a path to the uncompressed CSV bytes, decompressing into a temp dir if needed."""
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError:
-        raise ScoringError("The uploaded file could not be opened.") from None
-    if size == 0:
-        raise ScoringError("The file is empty.")
-    if size > limits.max_bytes:
-        raise ScoringError(f"The file is {_mb(size)}; the largest allowed upload is {_mb(limits.max_bytes)}.")
-    if head.startswith(_GZIP_MAGIC) or head.startswith(_ZIP_MAGICS):
-        with tempfile.TemporaryDirectory(prefix="holdout-") as tmp:
-            out = Path(tmp) / "inflated.csv"
-            if head.startswith(_GZIP_MAGIC):
-                _inflate_gzip(path, out, limits)
-            else:
-                _inflate_zip(path, out, limits)
-            if out.stat().st_size == 0:
-                raise ScoringError("The compressed file contains an empty file.")
-            _check_text_start(out, compressed=True)
-            yield out
-        return
-    _check_text_start(path, compressed=False)
-    _count_lines(path, limits)
-    yield path
-
-
-def _check_text_start(path: Path, *, compressed: bool) -> None:
-    with open(path, "rb") as f:
-        start = f.read(4096)
-    inner = "The file inside the archive" if compressed else "The file"
-    if start.startswith(_GZIP_MAGIC) or start.startswith(_ZIP_MAGICS):
-        raise ScoringError(f"{inner} is itself compressed; compress the CSV only once.")
-    for magic, what in _OTHER_FORMATS:
-        if start.startswith(magic):
-            raise ScoringError(
-                f"{inner} looks like {what}. Upload a CSV file, optionally compressed as .gz "
-                "or as a .zip holding one CSV."
-            )
-    if start.startswith((b"\xff\xfe", b"\xfe\xff")) or start[:200].count(b"\x00") > 10:
-        raise ScoringError(f"{inner} looks like UTF-16 text or binary data; save it as a UTF-8 CSV file.")
-    if b"\x00" in start:
-        raise ScoringError(f"{inner} contains binary data (NUL bytes); it must be a UTF-8 CSV.")
-
-
-def _copy_capped(src: BinaryIO, out: Path, limits: Limits) -> None:
-    cap = limits.max_decompressed_bytes
-    written = 0
-    lines = _LineCount(limits)
-    with open(out, "wb") as dst:
-        while True:
-            # read(n) on GzipFile/ZipExtFile returns at most n inflated bytes, so memory
-            # stays bounded by _CHUNK however well the data compresses.
-            chunk = src.read(_CHUNK)
-            if not chunk:
-                return
-            written += len(chunk)
-            if written > cap:
-                raise ScoringError(
-                    f"The decompressed size exceeds {_mb(cap)}, the most allowed; upload a smaller file."
-                )
-            lines.add(chunk)
-            dst.write(chunk)
-
-
-def _inflate_gzip(path: Path, out: Path, limits: Limits) -> None:
-    try:
-        with gzip.open(path, "rb") as src:
-            _copy_capped(src, out, limits)
-    except EOFError:
-        raise ScoringError(
-            "The gzip file is truncated (it ends before the end of the compressed data); upload it again."
-        ) from None
-    except (gzip.BadGzipFile, zlib.error, OSError):
-        raise ScoringError("The gzip file is corrupt and could not be decompressed.") from None
-
-
-def _inflate_zip(path: Path, out: Path, limits: Limits) -> None:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = [i for i in zf.infolist() if not _ZIP_JUNK.search(i.filename)]
-            dirs = [i for i in infos if i.is_dir()]
-            files = [i for i in infos if not i.is_dir()]
-            for info in infos:
-                name = info.filename.replace("\\", "/")
-                if name.startswith("/") or ".." in name.split("/") or re.match(r"^[A-Za-z]:", name):
-                    raise ScoringError(
-                        f"The zip file contains an unsafe path {_show(info.filename)}; it must "
-                        "hold one CSV file with a plain name."
-                    )
-            if len(files) != 1:
-                names = ", ".join(_show(i.filename, 40) for i in files[:5])
-                found = f" ({names})" if files else ""
-                raise ScoringError(
-                    f"The zip file must contain exactly one CSV file; it contains {len(files)} "
-                    f"files{found}" + (f" and {len(dirs)} folders." if dirs else ".")
-                )
-            (info,) = files
-            if info.flag_bits & 0x1:
-                raise ScoringError("The zip file is password-protected; upload an unencrypted file.")
-            with zf.open(info) as src:
-                _copy_capped(src, out, limits)
-    except ScoringError:
-        raise
-    except NotImplementedError:
-        raise ScoringError(
-            "The zip file uses an unsupported compression method; use standard (deflate) zip."
-        ) from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, ValueError):
-        raise ScoringError("The zip file is corrupt or truncated and could not be read.") from None
-
-
-# -- CSV ------------------------------------------------------------------------------------
 
 
 def _read_header(path: Path, limits: Limits) -> list[str]:

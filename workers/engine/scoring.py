@@ -15,16 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import ScoringError, SolutionError, count, examples, show
+from .errors import ScoringError, SolutionError, count, examples, id_examples, row_numbers, show
+from .limits import DEFAULT_LIMITS, Limits
 from .metrics import Metric, get_metric
-from .reader import DEFAULT_LIMITS, Limits, read_submission
-from .solution import (
-    MAX_ABS_VALUE,
-    check_metric_fits,
-    read_solution_meta,
-    split_problems,
-    submission_columns_for,
-)
+from .prepared import check_metric_fits, read_solution_meta, submission_columns_for
+from .reader import read_submission
+from .solution import MAX_ABS_VALUE
+from .splits import split_problems
 
 MAX_LISTED_CLASSES = 20
 PROBABILITY_SUM_TOLERANCE = 1e-3
@@ -137,10 +134,8 @@ def _align(ids: pa.Array, sol_ids: pa.Array) -> np.ndarray:
         if empty.any():
             rows = np.flatnonzero(empty)
             problems.append(
-                f"{count(len(rows), 'row has', 'rows have')} an empty id (data row "
-                + ", ".join(f"{r + 1:,}" for r in rows[:5])
-                + (", …" if len(rows) > 5 else "")
-                + ")"
+                f"{count(len(rows), 'row has', 'rows have')} an empty id "
+                f"(data row {row_numbers(rows, tally=False)})"
             )
         unknown &= ~empty
     if unknown.any():
@@ -310,19 +305,9 @@ def _raise_if(
     if not mask.any():
         return
     rows = np.flatnonzero(mask)
-    take = pa.array(rows[:5])
-    names = ids.take(take).to_pylist()
-    if values is not None:
-        shown = ", ".join(
-            f"id {show(i)} {verb} {show(v)}"
-            for i, v in zip(names, values.take(take).to_pylist(), strict=True)
-        )
-    else:
-        shown = ", ".join(f"id {show(i)}" for i in names)
-    more = f", … ({len(rows):,} in all)" if len(rows) > 5 else ""
     noun = "row" if len(rows) == 1 else "rows"
     what = what.replace("have ", "has ", 1) if len(rows) == 1 else what
-    raise ScoringError(f"{len(rows):,} {noun} {what}: {shown}{more}{suffix}.")
+    raise ScoringError(f"{len(rows):,} {noun} {what}: {id_examples(ids, rows, values, verb=verb)}{suffix}.")
 
 
 def _score(m: Metric, y_true: np.ndarray, y_pred: np.ndarray) -> float | None:

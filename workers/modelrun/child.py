@@ -1,6 +1,6 @@
 """The sandboxed child that runs one learner model: ``python -m workers.modelrun.child``.
 
-Started only by workers.modelrun.sandbox, never imported by the web process or a worker. It
+Started only by workers.modelrun.pool, never imported by the web process or a worker. It
 imports nothing from the project but isolation.py (standard library only), so it pulls in only
 the standard library, numpy and Keras (TensorFlow).
 

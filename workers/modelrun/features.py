@@ -23,9 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from workers.engine import ScoringError, SolutionError
-from workers.engine.errors import examples, show
+from workers.engine.errors import examples, id_examples, row_numbers, show
+from workers.engine.limits import SOLUTION_LIMITS
 from workers.engine.reader import read_csv_table
-from workers.engine.solution import SOLUTION_LIMITS
 from workers.modelrun.outputs import class_order, output_spec  # noqa: F401 - re-exported
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -187,12 +187,7 @@ def _id_problems(ids: np.ndarray) -> list[str]:
     empty = np.char.str_len(ids) == 0
     if empty.any():
         rows = np.flatnonzero(empty)
-        problems.append(
-            f"{len(rows):,} rows have an empty id (row "
-            + ", ".join(f"{r + 1:,}" for r in rows[:5])
-            + (", …" if len(rows) > 5 else "")
-            + ")."
-        )
+        problems.append(f"{len(rows):,} rows have an empty id (row {row_numbers(rows, tally=False)}).")
     padded = (np.char.strip(ids) != ids) & ~empty
     if padded.any():
         bad = ids[padded].tolist()
@@ -232,10 +227,5 @@ def _id_match_problems(ids: np.ndarray, solution_ids: set[str]) -> list[str]:
     return problems
 
 
-def _bad_cells(ids: np.ndarray, col: pa.ChunkedArray, bad: np.ndarray, limit: int = 5) -> str:
-    rows = np.flatnonzero(bad)
-    values = col.take(pa.array(rows[:limit])).to_pylist()
-    shown = ", ".join(
-        f"id {show(i)} has {show(v)}" for i, v in zip(ids[rows[:limit]].tolist(), values, strict=True)
-    )
-    return shown + (f", … ({len(rows):,} in all)" if len(rows) > limit else "")
+def _bad_cells(ids: np.ndarray, col: pa.ChunkedArray, bad: np.ndarray) -> str:
+    return id_examples(pa.array(ids, type=pa.string()), np.flatnonzero(bad), col)

@@ -134,7 +134,7 @@ def features_validate(
     suffix = ".npz" if (uploaded.name or "").lower().endswith(".npz") else ".csv"
     with spooled(uploaded, f"features{suffix}") as local:
         from workers.engine import SolutionError
-        from workers.engine.solution import solution_ids
+        from workers.engine.prepared import solution_ids
         from workers.modelrun.features import inspect_features
 
         if prepared is None and not competition.prepared_solution:
@@ -173,7 +173,7 @@ def competition_generate_sample_submission(competition: Competition) -> DataFile
         prepared = local_copy(competition.prepared_solution, Path(tmp), "prepared.parquet")
         train_path = local_copy(train.file, Path(tmp), "train.csv") if train else None
         out = Path(tmp) / "sample_submission.csv"
-        from workers.engine.solution import sample_submission_csv
+        from workers.engine.sample import sample_submission_csv
 
         how = sample_submission_csv(prepared, out, metric=competition.metric, train=train_path)
         data_file = DataFile.objects.filter(competition=competition, name="sample_submission.csv").first()

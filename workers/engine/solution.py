@@ -20,9 +20,7 @@ from .errors import ScoringError, SolutionError, count, examples, id_examples, r
 from .limits import SOLUTION_LIMITS
 from .metrics import Metric, get_metric
 from .prepared import METADATA_KEY, SolutionInfo, submission_columns_for
-from .prepared import solution_ids as solution_ids  # re-exported: services/solutions.py imports it here
 from .reader import read_csv_table
-from .sample import sample_submission_csv as sample_submission_csv  # re-exported, likewise
 from .splits import class_counts, kept_split, random_split, split_problems, usage_split
 
 # qwk builds an (n x n) confusion matrix over the rating range, so keep the range sane.

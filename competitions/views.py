@@ -18,7 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from competitions import selectors, services, uploads
+from competitions import selectors, services, upload_limits
 from competitions.email_confirmation import email_confirmation_send
 from competitions.forms import JoinForm, SignupForm, SubmissionForm
 from competitions.models import Competition, Submission
@@ -171,7 +171,7 @@ def competition_submit(request: HttpRequest, slug: str) -> HttpResponse:
         competition, data=request.POST if posted else None, files=request.FILES if posted else None
     )
     if posted:
-        uploads.add_upload_errors(request, form)
+        upload_limits.add_upload_errors(request, form)
     if form.is_valid():
         try:
             submission = services.submission_create(

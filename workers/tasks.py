@@ -7,7 +7,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import DatabaseError, InterfaceError, OperationalError
 
 from competitions import services
-from competitions.api.uploads import stale_blobs_delete
+from competitions.api.blobs import stale_blobs_delete
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from competitions.api import blobs
 from competitions.api.middleware import AbsoluteFormMiddleware
 from competitions.api_keys import api_key_create, api_key_user
 from competitions.models import ApiKey, Competition, DataFile, Submission
-from tests.conftest import make_competition, perfect_submission
+from tests.factories import make_competition, perfect_submission
 
 RPC = "/api/v1/competitions.CompetitionApiService/"
 

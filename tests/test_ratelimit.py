@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from competitions import ratelimit, services
 from competitions.models import Submission
-from tests.conftest import PASSWORD, make_user, perfect_submission, require_service
+from tests.factories import PASSWORD, make_user, perfect_submission, require_service
 
 MIDDLEWARE = "competitions.ratelimit.RateLimitMiddleware"
 

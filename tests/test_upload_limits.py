@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from competitions import upload_limits
 from competitions.models import Submission
-from tests.conftest import perfect_submission
+from tests.factories import perfect_submission
 
 LIMIT = 4096
 CAPPED_HANDLERS = [

@@ -29,7 +29,7 @@ from django.conf import settings as django_settings
 from kombu import Connection
 
 from competitions.models import Submission
-from tests.conftest import require_service
+from tests.factories import require_service
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The worker's broker: a Redis database of its own on the configured server, flushed freely.

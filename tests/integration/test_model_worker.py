@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from competitions import selectors, services
 from competitions.models import Competition, Submission
 from tests import modelrun_helpers as mh
-from tests.conftest import make_competition, perfect_submission
+from tests.factories import make_competition, perfect_submission
 from tests.integration.conftest import CeleryWorker, wait_for_status
 from workers.modelrun.sandbox import ModelRejected, check_model_file
 

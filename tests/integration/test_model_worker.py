@@ -12,7 +12,7 @@ from competitions import selectors, services
 from competitions.models import Competition, Submission
 from tests import modelrun_helpers as mh
 from tests.factories import make_competition, perfect_submission
-from tests.integration.conftest import CeleryWorker, wait_for_status
+from tests.integration.helpers import CeleryWorker, wait_for_status
 from workers.modelrun.sandbox import ModelRejected, check_model_file
 
 pytestmark = [

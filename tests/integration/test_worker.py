@@ -9,7 +9,7 @@ from django.urls import reverse
 from competitions import selectors, services
 from competitions.models import Submission
 from tests.factories import PASSWORD, make_competition, perfect_submission
-from tests.integration.conftest import wait_for_status
+from tests.integration.helpers import wait_for_status
 from workers.celery_app import enqueue_scoring
 from workers.engine import ScoringError, score_submission
 

@@ -46,7 +46,7 @@ serve: migrate
 
 # Needs a broker already running: CELERY_BROKER_URL, or the one `make demo` starts.
 worker: install
-	$(BIN)/celery -A workers.celery_app worker --beat --schedule var/celerybeat-schedule \
+	$(BIN)/celery -A config.celery_app worker --beat --schedule var/celerybeat-schedule \
 		--queues scoring,default --loglevel INFO
 
 test: install

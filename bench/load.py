@@ -197,7 +197,7 @@ class Site:
                 [
                     str(BIN / "celery"),
                     "-A",
-                    "workers.celery_app",
+                    "config.celery_app",
                     "worker",
                     "--queues",
                     "scoring,default",

@@ -22,7 +22,6 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-import pyarrow.parquet as pq
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
@@ -72,6 +71,8 @@ DAMAGED = "The bundle is damaged or truncated (its zip data cannot be read); exp
 
 
 def split_checksum(prepared_path: Path) -> str:
+    import pyarrow.parquet as pq  # only when a bundle is made or read: the admin's web process
+
     table = pq.read_table(prepared_path, columns=["id", "public"])
     public_ids = sorted(
         i for i, p in zip(table["id"].to_pylist(), table["public"].to_pylist(), strict=True) if p
@@ -88,6 +89,8 @@ def _write_split(competition: Competition, zf: zipfile.ZipFile) -> str | None:
         with competition.prepared_solution.open("rb") as src, open(local, "wb") as dst:
             shutil.copyfileobj(src, dst)
         split = Path(tmp) / "split.parquet"
+        import pyarrow.parquet as pq
+
         pq.write_table(pq.read_table(local, columns=["id", "public"]), split, compression="zstd")
         zf.write(split, SPLIT_MEMBER)
         return split_checksum(local)

@@ -8,11 +8,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from competitions import selectors, services, teams
+from competitions import selectors, services
 from competitions.csvexport import csv_attachment, write_leaderboard
 from competitions.forms import InviteForm, TeamNameForm
 from competitions.models import Competition, Submission, TeamInvitation
 from competitions.pages import competition_page, visible_boards
+from competitions.services import teams
 
 
 def _fail(request: HttpRequest, exc: ValidationError) -> None:

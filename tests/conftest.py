@@ -83,7 +83,7 @@ def joined(learner, competition):
 @pytest.fixture
 def eager_celery(settings):
     """Run scoring in-process when the transaction commits (unit tests of the web side)."""
-    from workers.celery_app import app
+    from config.celery_app import app
 
     settings.CELERY_TASK_ALWAYS_EAGER = True
     app.conf.task_always_eager = True

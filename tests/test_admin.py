@@ -331,7 +331,7 @@ def test_data_file_names_must_be_plain_in_the_admin(admin_client, name, uploaded
 def test_a_rescore_that_kept_the_old_score_says_so_on_the_submission_page(
     admin_client, competition, learner, joined, monkeypatch
 ):
-    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, **kw: None)
+    monkeypatch.setattr("competitions.services.submissions.enqueue_scoring", lambda pk, **kw: None)
     sub = services.submission_create(
         user=learner,
         competition=competition,
@@ -343,7 +343,7 @@ def test_a_rescore_that_kept_the_old_score_says_so_on_the_submission_page(
     def broken(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(services, "score_submission", broken)
+    monkeypatch.setattr("competitions.services.scoring.score_submission", broken)
     services.submission_score(sub.pk)
     page = admin_client.get(reverse("admin:competitions_submission_change", args=[sub.pk]))
     assert page.status_code == 200

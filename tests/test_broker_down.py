@@ -32,7 +32,7 @@ def closed_port() -> int:
 @pytest.fixture
 def broker_down(settings, monkeypatch):
     """The test process's Celery app publishes to a Redis URL where nothing listens."""
-    from workers.celery_app import app
+    from config.celery_app import app
 
     url = f"redis://127.0.0.1:{closed_port()}/0"
     keys = ("broker_url", "broker_transport_options", "task_always_eager")
@@ -89,7 +89,7 @@ def submit_by_kaggle_cli(client, learner_key, competition) -> int:
 def test_a_submission_made_while_the_broker_is_down_is_queued_and_scored_when_it_returns(
     path, client, learner, learner_key, competition, joined, broker_down, settings, eager_celery
 ):
-    from workers.celery_app import app
+    from config.celery_app import app
 
     app.conf.task_always_eager = False  # eager_celery is only for when the broker is back
     settings.HOLDOUT_STUCK_AFTER_SECONDS = 600

@@ -435,7 +435,7 @@ def test_scoring_service_never_leaves_a_row_scoring(data, joined, learner, compe
 
 
 def test_learner_text_in_csv_exports_cannot_become_a_formula(client, learner, joined, competition):
-    from competitions import teams
+    from competitions.services import teams
 
     teams.team_rename(user=learner, competition=competition, name='=HYPERLINK("http://x.example","win")')
     Submission.objects.create(

@@ -177,7 +177,9 @@ def test_engine_messages_about_model_predictions_never_reach_the_learner(
     leaked = f"{x[3, 0]:.6f}"
     bad = tmp_path / "predictions.csv"
     bad.write_text("id,target\n" + "".join(f"{i},{leaked if k == 3 else 0}\n" for k, i in enumerate(ids)))
-    monkeypatch.setattr(services, "_predictions_from_model", lambda competition, model, workdir: bad)
+    monkeypatch.setattr(
+        "competitions.services.scoring._predictions_from_model", lambda competition, model, workdir: bad
+    )
     sub = services.submission_create(
         user=learner,
         competition=model_competition,

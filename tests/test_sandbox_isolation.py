@@ -236,7 +236,7 @@ def test_model_children_run_inside_every_layer(tmp_path):
 def test_the_model_worker_logs_its_layers_and_stops_when_a_required_one_is_missing(
     monkeypatch, caplog, settings
 ):
-    from workers import celery_app
+    from config.celery_app import _warm_model_runner
     from workers.modelrun import sandbox as sandbox_module
 
     monkeypatch.setenv("HOLDOUT_MODEL_WORKER", "1")
@@ -248,7 +248,7 @@ def test_the_model_worker_logs_its_layers_and_stops_when_a_required_one_is_missi
         lambda policy: {"active": ["user", "seccomp"], "missing": {"net": "unshare: EPERM"}},
     )
     with caplog.at_level("INFO"):
-        celery_app._warm_model_runner()
+        _warm_model_runner()
     assert "model sandbox layers active: user, seccomp" in caplog.text
     assert "model sandbox layer net is NOT active: unshare: EPERM" in caplog.text
 
@@ -256,7 +256,7 @@ def test_the_model_worker_logs_its_layers_and_stops_when_a_required_one_is_missi
     error = "required sandbox layers unavailable: net (unshare: EPERM)"
     monkeypatch.setattr(sandbox_module, "isolation_report", lambda policy: {"error": error})
     with pytest.raises(SystemExit, match="net"):
-        celery_app._warm_model_runner()
+        _warm_model_runner()
     assert error in caplog.text
 
 

@@ -165,6 +165,6 @@ def test_signup_rejects_a_common_password(client, db):
 
 
 def test_scoring_children_are_replaced_past_the_memory_bound(settings):
-    from workers.celery_app import app
+    from config.celery_app import app
 
     assert app.conf.worker_max_memory_per_child == settings.HOLDOUT_WORKER_MAX_MEMORY_MB * 1024

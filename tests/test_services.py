@@ -189,7 +189,7 @@ def test_unexpected_errors_fail_the_submission_without_charging(learner, joined,
     def explode(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(services, "score_submission", explode)
+    monkeypatch.setattr("competitions.services.scoring.score_submission", explode)
     outcome = services.submission_score(sub.pk)
     sub.refresh_from_db()
     assert outcome.status == sub.status == Submission.Status.FAILED
@@ -206,7 +206,7 @@ def test_storage_errors_hand_the_submission_back_for_a_retry(learner, joined, co
     def unavailable(*args, **kwargs):
         raise OSError("storage down")
 
-    monkeypatch.setattr(services, "score_submission", unavailable)
+    monkeypatch.setattr("competitions.services.scoring.score_submission", unavailable)
     with pytest.raises(OSError):
         services.submission_score(sub.pk)
     sub.refresh_from_db()
@@ -218,7 +218,8 @@ def test_reaper_requeues_stuck_work_and_fails_it_after_the_budget(
 ):
     sent = []
     monkeypatch.setattr(
-        services, "enqueue_scoring", lambda pk, queue, time_limit: sent.append((pk, queue, time_limit))
+        "competitions.services.submissions.enqueue_scoring",
+        lambda pk, queue, time_limit: sent.append((pk, queue, time_limit)),
     )
     settings.HOLDOUT_STUCK_AFTER_SECONDS = 60
     settings.HOLDOUT_MAX_SCORING_ATTEMPTS = 2
@@ -246,7 +247,7 @@ def test_a_submission_waiting_in_a_long_queue_is_resent_but_never_failed(
     """An hour in a queue says nothing about a lost worker: no rescue is counted, nothing fails;
     the message is only sent again (once per period) in case the broker lost it."""
     sent = []
-    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, **kw: sent.append(pk))
+    monkeypatch.setattr("competitions.services.submissions.enqueue_scoring", lambda pk, **kw: sent.append(pk))
     settings.HOLDOUT_STUCK_AFTER_SECONDS = 60
     settings.HOLDOUT_MAX_SCORING_ATTEMPTS = 1
     sub = submit(learner, competition, perfect_submission(competition))
@@ -262,7 +263,7 @@ def test_a_submission_waiting_in_a_long_queue_is_resent_but_never_failed(
 
 
 def test_rescoring_resets_the_rescue_budget(learner, joined, competition, settings, monkeypatch):
-    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, **kw: None)
+    monkeypatch.setattr("competitions.services.submissions.enqueue_scoring", lambda pk, **kw: None)
     settings.HOLDOUT_MAX_SCORING_ATTEMPTS = 2
     sub = submit(learner, competition, perfect_submission(competition))
     Submission.objects.filter(pk=sub.pk).update(requeues=2)  # rescued twice on its first scoring
@@ -273,7 +274,7 @@ def test_rescoring_resets_the_rescue_budget(learner, joined, competition, settin
 
 
 def _scored_then_rescoring(learner, competition, monkeypatch) -> Submission:
-    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, **kw: None)
+    monkeypatch.setattr("competitions.services.submissions.enqueue_scoring", lambda pk, **kw: None)
     sub = submit(learner, competition, perfect_submission(competition))
     assert services.submission_score(sub.pk).status == Submission.Status.SCORED
     assert services.submissions_rescore([sub.pk]) == 1
@@ -297,7 +298,7 @@ def test_a_rescore_that_fails_keeps_the_previous_score_and_tells_the_organizer(
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(services, "score_submission", fail)
+    monkeypatch.setattr("competitions.services.scoring.score_submission", fail)
     services.submission_score(sub.pk)
     sub.refresh_from_db()
     # The learner sees the score they had, with no message.
@@ -325,7 +326,7 @@ def test_a_rescore_the_reaper_gives_up_on_keeps_the_previous_score(
 
 
 def test_a_rescore_of_a_failed_submission_can_still_fail(learner, joined, competition, monkeypatch):
-    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, **kw: None)
+    monkeypatch.setattr("competitions.services.submissions.enqueue_scoring", lambda pk, **kw: None)
     sub = submit(learner, competition, b"id,wrong\nr000,1\n")
     services.submission_score(sub.pk)
     services.submissions_rescore([sub.pk])
@@ -339,7 +340,7 @@ def test_the_reaper_never_fails_a_queued_rescore_however_long_the_queue(
     learner, joined, organizer, settings, monkeypatch
 ):
     """An organizer's "re-score everything" behind a long queue: every team stays on the board."""
-    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, **kw: None)
+    monkeypatch.setattr("competitions.services.submissions.enqueue_scoring", lambda pk, **kw: None)
     settings.HOLDOUT_STUCK_AFTER_SECONDS = 60
     settings.HOLDOUT_MAX_SCORING_ATTEMPTS = 1
     competition = make_competition(organizer, slug="many")
@@ -400,9 +401,11 @@ def test_a_result_is_stored_even_if_the_database_drops_out_for_a_moment(
         return real_update(self, **fields)
 
     monkeypatch.setattr(QuerySet, "update", flaky_update)
-    monkeypatch.setattr(services, "STORE_RETRY_DELAYS", (0, 0, 0))
-    monkeypatch.setattr(services.connection, "close", lambda: None)  # keep the test transaction
-    monkeypatch.setattr(services.transaction, "get_autocommit", lambda: True)
+    monkeypatch.setattr("competitions.services.results.STORE_RETRY_DELAYS", (0, 0, 0))
+    monkeypatch.setattr(
+        "competitions.services.results.connection.close", lambda: None
+    )  # keep the test transaction
+    monkeypatch.setattr("competitions.services.results.transaction.get_autocommit", lambda: True)
     assert services.submission_score(sub.pk).status == Submission.Status.SCORED
     sub.refresh_from_db()
     assert len(failures) == 2
@@ -413,11 +416,11 @@ def test_the_challenges_time_limit_travels_with_the_task_and_names_itself_when_h
     learner, joined, competition, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, **kw: sent.append(kw))
+    monkeypatch.setattr("competitions.services.submissions.enqueue_scoring", lambda pk, **kw: sent.append(kw))
     competition.scoring_time_limit = 42
     competition.save()
     sub = submit(learner, competition, perfect_submission(competition))
-    services._enqueue(sub.pk)
+    services.submission_enqueue(sub.pk)
     assert sent == [{"queue": "scoring", "time_limit": 42}]
     services.submission_claim(sub.pk)
     services.submission_fail_over_time(sub.pk)
@@ -438,7 +441,9 @@ def test_a_team_name_taken_at_the_same_moment_is_retried(learner, competition, m
     # Another join took the name between our check and our insert: the unique constraint fires.
     names = iter(["lena", "lena (2)"])
     Team.objects.create(competition=competition, name="lena")
-    monkeypatch.setattr(services, "unique_team_name", lambda competition, base: next(names))
+    monkeypatch.setattr(
+        "competitions.services.participation.unique_team_name", lambda competition, base: next(names)
+    )
     participation = services.competition_join(user=learner, competition=competition)
     assert participation.team.name == "lena (2)"
 

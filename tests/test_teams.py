@@ -6,8 +6,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from competitions import selectors, services, teams
+from competitions import selectors, services
 from competitions.models import Competition, Participation, Submission, Team, TeamInvitation
+from competitions.services import teams
 from tests.factories import make_competition, make_submission, make_user
 
 pytestmark = pytest.mark.django_db

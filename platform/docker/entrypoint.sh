@@ -7,7 +7,7 @@
 #   beat         the Celery scheduler (runs the reaper every minute); run exactly one
 #   migrate      apply migrations and exit (a one-off step when several web containers start)
 #   healthcheck  exit 0 if the web role answers /healthz (used by docker-compose.yml)
-# Anything else is run as given, e.g. `celery -A workers.celery_app worker ...` or
+# Anything else is run as given, e.g. `celery -A config.celery_app worker ...` or
 # `python manage.py createsuperuser`. Extra arguments after a role are passed on.
 set -eu
 
@@ -25,18 +25,18 @@ web)
         "$@"
     ;;
 worker)
-    exec celery -A workers.celery_app worker -Q scoring,default \
+    exec celery -A config.celery_app worker -Q scoring,default \
         --concurrency "${CELERY_CONCURRENCY:-2}" --loglevel "${LOG_LEVEL:-INFO}" "$@"
     ;;
 model-worker)
     # One job at a time (solo pool); each model runs in its own sandboxed child process, and
     # HOLDOUT_MODEL_WORKER keeps one TensorFlow child started ahead of the next job.
     export HOLDOUT_MODEL_WORKER=1
-    exec celery -A workers.celery_app worker -Q models --pool solo \
+    exec celery -A config.celery_app worker -Q models --pool solo \
         --hostname "models@%h" --loglevel "${LOG_LEVEL:-INFO}" "$@"
     ;;
 beat)
-    exec celery -A workers.celery_app beat --loglevel "${LOG_LEVEL:-INFO}" \
+    exec celery -A config.celery_app beat --loglevel "${LOG_LEVEL:-INFO}" \
         --schedule "${HOLDOUT_VAR_DIR:-/var/lib/holdout}/celerybeat-schedule" "$@"
     ;;
 migrate)

@@ -1,6 +1,6 @@
 """A real Celery worker process, a real Redis broker and PostgreSQL, for the integration tests.
 
-The worker runs as a separate process (`python -m celery -A workers.celery_app worker`) and sees
+The worker runs as a separate process (`python -m celery -A config.celery_app worker`) and sees
 what the test process sees: the same test database, the same storage folders, and a dedicated
 Redis database as broker, flushed before and after each test. Without Redis or PostgreSQL these
 tests skip with the reason; in CI (HOLDOUT_REQUIRE_SERVICES=1) they fail instead.
@@ -57,7 +57,7 @@ def celery_broker(integration_services: str, settings, monkeypatch) -> Iterator[
 
     The test process only publishes (through enqueue_scoring), never runs a task itself.
     """
-    from workers.celery_app import app
+    from config.celery_app import app
 
     url = integration_services
     client = redis.Redis.from_url(url)

@@ -168,7 +168,7 @@ class CeleryWorker:
         log_file = self.log_dir / f"worker-{len(self.log_files) + 1}.log"
         self.log_files.append(log_file)
         command = [
-            sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+            sys.executable, "-m", "celery", "-A", "config.celery_app", "worker",
             "-Q", self.queues, "--concurrency", str(self.concurrency), "--loglevel", "INFO",
             "--hostname", self.name,
             # No cluster chatter: nothing here needs it, and mingle waits for replies at start.

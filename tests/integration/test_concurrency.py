@@ -29,8 +29,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from competitions import services, teams
+from competitions import services
 from competitions.models import Competition, Participation, Submission, Team, utc_day_start
+from competitions.services import teams
 from tests.factories import make_competition, make_user, perfect_submission
 from tests.integration.helpers import wait_until
 
@@ -138,7 +139,7 @@ def raise_unexpected(outcomes: list[Outcome]) -> None:
 def enqueued(monkeypatch) -> list[int]:
     """Scoring is out of the way: submissions stay queued (and charged); records what was sent."""
     sent: list[int] = []
-    monkeypatch.setattr(services, "enqueue_scoring", lambda pk, **_: sent.append(pk))
+    monkeypatch.setattr("competitions.services.submissions.enqueue_scoring", lambda pk, **_: sent.append(pk))
     return sent
 
 

@@ -169,7 +169,7 @@ def test_submissions_made_while_the_broker_was_down_are_scored_by_a_real_worker_
 ):
     """The broker refuses the learner's upload's message (a 302 to the submissions page, not a
     500); once it is back, the reaper's next pass sends the row and a real worker scores it."""
-    from workers.celery_app import app
+    from config.celery_app import app
 
     competition = make_competition(organizer)
     services.competition_join(user=learner, competition=competition)

@@ -10,7 +10,6 @@ from competitions import selectors, services
 from competitions.models import Submission
 from tests.factories import PASSWORD, make_competition, perfect_submission
 from tests.integration.helpers import wait_for_status
-from workers.celery_app import enqueue_scoring
 from workers.engine import ScoringError, score_submission
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -106,7 +105,7 @@ def test_a_submission_delivered_twice_is_scored_once(
     services.competition_join(user=learner, competition=competition)
     # Both messages wait in Redis, so the worker's two pool processes race for the same row.
     submission = submit(learner, competition, perfect_submission(competition))
-    enqueue_scoring(submission.pk)
+    services.submission_enqueue(submission.pk)
     assert celery_broker.llen("scoring") == 2
 
     stopped_celery_worker.start()

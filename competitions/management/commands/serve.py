@@ -130,7 +130,7 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from None
             ready = lambda: embedded_redis.wait_ready(var)  # noqa: E731
             children.append(Child("redis", argv, ready=ready, is_broker=True))
-        celery = [python, "-m", "celery", "-A", "workers.celery_app", "worker", "--loglevel", "INFO"]
+        celery = [python, "-m", "celery", "-A", "config.celery_app", "worker", "--loglevel", "INFO"]
         beat = ["--beat", "--schedule", str(var / "celerybeat-schedule")]
         queues = ["--queues", "scoring,default", "--concurrency", str(concurrency)]
         children.append(Child("scoring worker", celery + beat + queues))

@@ -1,13 +1,14 @@
-"""Celery tasks: thin wrappers that own the retry policy and call a service."""
+"""Celery tasks: thin wrappers that own the retry policy and call a service.
+
+Each imports its service inside the body (Read the Docs' way): the services import this module
+to enqueue, and the scoring service loads the engine, which only a worker should.
+"""
 
 import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import DatabaseError, InterfaceError, OperationalError
-
-from competitions import services
-from competitions.api.blobs import stale_blobs_delete
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +29,18 @@ TRANSIENT = (OperationalError, InterfaceError, OSError)
     max_retries=5,
 )
 def score_submission(self, submission_id: int) -> str | None:
+    from competitions.services import results, scoring
+
     try:
-        outcome = services.submission_score(submission_id)
+        outcome = scoring.submission_score(submission_id)
     except SoftTimeLimitExceeded:
-        services.submission_fail_over_time(submission_id)
+        results.submission_fail_over_time(submission_id)
         return "failed"
     except DatabaseError:
         # The claim may have succeeded before the database went away: hand the row back so the
         # retry can claim it again (if that fails too, the reaper re-queues it later).
         try:
-            services.submission_release(submission_id)
+            results.submission_release(submission_id)
         except DatabaseError:
             log.warning("could not release submission %s; the reaper will", submission_id)
         raise
@@ -46,10 +49,14 @@ def score_submission(self, submission_id: int) -> str | None:
 
 @shared_task(name="holdout.reap_stuck_submissions", acks_late=True)
 def reap_stuck_submissions() -> dict[str, int]:
-    return services.reap_stuck_submissions()
+    from competitions.services import rescoring
+
+    return rescoring.reap_stuck_submissions()
 
 
 @shared_task(name="holdout.delete_stale_uploads", acks_late=True)
 def delete_stale_uploads() -> int:
     """Kaggle-CLI uploads that never became a submission (the CLI died between its two calls)."""
+    from competitions.api.blobs import stale_blobs_delete
+
     return stale_blobs_delete()

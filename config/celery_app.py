@@ -1,8 +1,10 @@
-"""The Celery application shared by the web process (which only enqueues) and the workers.
+"""The Celery application, beside the settings it reads (cookiecutter-django's place for it).
 
-It imports no task modules eagerly and nothing heavy (no pandas, no TensorFlow): importing
-TensorFlow before a prefork pool forks deadlocks the children, so model code stays in the
-model worker's tasks and is imported lazily there.
+The web process only enqueues (`score_submission.apply_async` in the services); workers run
+`celery -A config.celery_app worker`. Tasks are found in each installed app's `tasks` module
+(competitions/tasks.py). Nothing heavy is imported here (no pandas, no TensorFlow): importing
+TensorFlow before a prefork pool forks deadlocks the children, so model code is imported
+lazily by the model worker.
 """
 
 import logging
@@ -16,26 +18,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 logger = logging.getLogger(__name__)
 app = Celery("holdout")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["workers"], related_name="tasks")
-
-SCORE_SUBMISSION = "holdout.score_submission"
-
-
-def enqueue_scoring(submission_id: int, *, queue: str = "scoring", time_limit: int | None = None) -> None:
-    """Send a submission to a scoring queue by task name, so callers need not import tasks.
-
-    Prediction files go to "scoring"; Keras models to "models", whose worker has TensorFlow.
-    `time_limit` is the challenge's soft limit in seconds; the hard limit follows 30 s later.
-    Both stay under the platform-wide limits, which the Redis visibility timeout exceeds.
-    """
-    limits = {} if time_limit is None else {"soft_time_limit": time_limit, "time_limit": time_limit + 30}
-    if app.conf.task_always_eager:
-        # send_task never runs eagerly; tests and one-process set-ups run the task in-process.
-        from workers import tasks
-
-        tasks.score_submission.apply(args=[submission_id], **limits)
-        return
-    app.send_task(SCORE_SUBMISSION, args=[submission_id], queue=queue, **limits)
+app.autodiscover_tasks()
 
 
 @worker_ready.connect

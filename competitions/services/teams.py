@@ -21,7 +21,12 @@ from competitions.models import (
     User,
     utc_day_start,
 )
-from competitions.services import TEAM_CHANGED, competition_join, lock_own_team, unique_team_name
+from competitions.services.participation import (
+    TEAM_CHANGED,
+    competition_join,
+    lock_own_team,
+    unique_team_name,
+)
 
 
 def _lock(*teams: Team) -> list[Team]:

@@ -57,6 +57,6 @@ def reap_stuck_submissions() -> dict[str, int]:
 @shared_task(name="holdout.delete_stale_uploads", acks_late=True)
 def delete_stale_uploads() -> int:
     """Kaggle-CLI uploads that never became a submission (the CLI died between its two calls)."""
-    from competitions.api.uploads import stale_blobs_delete
+    from competitions.api.blobs import stale_blobs_delete
 
     return stale_blobs_delete()

@@ -12,8 +12,8 @@ from competitions import selectors, services
 from competitions.csvexport import csv_attachment, write_leaderboard
 from competitions.forms import InviteForm, TeamNameForm
 from competitions.models import Competition, Submission, TeamInvitation
+from competitions.pages import competition_page, visible_boards
 from competitions.services import teams
-from competitions.views import _boards, _competition_page
 
 
 def _fail(request: HttpRequest, exc: ValidationError) -> None:
@@ -24,7 +24,7 @@ def _fail(request: HttpRequest, exc: ValidationError) -> None:
 @login_required
 @require_http_methods(["GET", "POST"])
 def team_page(request: HttpRequest, slug: str) -> HttpResponse:
-    page = _competition_page(request, slug, "team")
+    page = competition_page(request, slug, "team")
     competition, participation = page["competition"], page["participation"]
     if participation is None:
         return redirect("competition_rules", slug=slug)
@@ -104,7 +104,7 @@ def team_join_link(request: HttpRequest, slug: str, token: str) -> HttpResponse:
 @login_required
 @require_POST
 def submission_select(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    page = _competition_page(request, slug, "submissions")
+    page = competition_page(request, slug, "submissions")
     if page["participation"] is None:
         raise Http404("No such submission.")
     submission = get_object_or_404(Submission, pk=pk, team=page["participation"].team)
@@ -118,10 +118,10 @@ def submission_select(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 
 
 def leaderboard_csv(request: HttpRequest, slug: str) -> HttpResponse:
-    page = _competition_page(request, slug, "leaderboard")
+    page = competition_page(request, slug, "leaderboard")
     competition = page["competition"]
     board = request.GET.get("board", "public")
-    if board not in _boards(competition):
+    if board not in visible_boards(competition):
         raise Http404("That leaderboard is not available.")
     rows = selectors.leaderboard(competition, board=board)
     response, writer = csv_attachment(f"{competition.slug}-{board}-leaderboard.csv")
@@ -131,7 +131,7 @@ def leaderboard_csv(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 def my_submissions_csv(request: HttpRequest, slug: str) -> HttpResponse:
-    page = _competition_page(request, slug, "submissions")
+    page = competition_page(request, slug, "submissions")
     competition, participation = page["competition"], page["participation"]
     if participation is None:
         raise Http404("Join the challenge first.")

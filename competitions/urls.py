@@ -1,9 +1,10 @@
 from django.urls import path
 
-from competitions import team_views, views
+from competitions import profile_views, team_views, views
 
 urlpatterns = [
     path("", views.competition_list, name="competition_list"),
+    path("profile/", profile_views.profile, name="profile"),
     path("join/<str:code>/", views.competition_invite, name="competition_invite"),
     path("c/<slug:slug>/", views.competition_detail, name="competition_detail"),
     path("c/<slug:slug>/data/", views.competition_data, name="competition_data"),

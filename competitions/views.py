@@ -18,10 +18,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from competitions import selectors, services, uploads
+from competitions import selectors, services, upload_limits
 from competitions.email_confirmation import email_confirmation_send
 from competitions.forms import JoinForm, SignupForm, SubmissionForm
 from competitions.models import Competition, Submission
+from competitions.pages import competition_page, visible_boards
 from competitions.ratelimit import rate_limited
 
 # Data files are only ever sent as downloads; a content type a browser will not render keeps an
@@ -73,18 +74,18 @@ def competition_list(request: HttpRequest) -> HttpResponse:
 
 
 def competition_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    return render(request, "competitions/overview.html", _competition_page(request, slug, "overview"))
+    return render(request, "competitions/overview.html", competition_page(request, slug, "overview"))
 
 
 def competition_data(request: HttpRequest, slug: str) -> HttpResponse:
-    page = _competition_page(request, slug, "data")
+    page = competition_page(request, slug, "data")
     page["data_files"] = page["competition"].data_files.all()
     return render(request, "competitions/data.html", page)
 
 
 @login_required
 def data_file_download(request: HttpRequest, slug: str, name: str) -> FileResponse:
-    page = _competition_page(request, slug, "data")
+    page = competition_page(request, slug, "data")
     if not page["can_download"]:
         raise Http404("Join the challenge to download its data.")
     data_file = get_object_or_404(page["competition"].data_files, name=name)
@@ -100,14 +101,14 @@ def data_file_download(request: HttpRequest, slug: str, name: str) -> FileRespon
 
 
 def competition_evaluation(request: HttpRequest, slug: str) -> HttpResponse:
-    page = _competition_page(request, slug, "evaluation")
+    page = competition_page(request, slug, "evaluation")
     page["metric"] = page["competition"].metric_spec
     return render(request, "competitions/evaluation.html", page)
 
 
 @require_http_methods(["GET", "POST"])
 def competition_rules(request: HttpRequest, slug: str) -> HttpResponse:
-    page = _competition_page(request, slug, "rules")
+    page = competition_page(request, slug, "rules")
     form = JoinForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
@@ -148,9 +149,9 @@ def competition_invite(request: HttpRequest, code: str) -> HttpResponse:
 
 
 def competition_leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
-    page = _competition_page(request, slug, "leaderboard")
+    page = competition_page(request, slug, "leaderboard")
     competition = page["competition"]
-    boards = _boards(competition)
+    boards = visible_boards(competition)
     board = request.GET.get("board") if request.GET.get("board") in boards else next(iter(boards))
     page.update(
         board=board,
@@ -165,7 +166,7 @@ def competition_leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
 @rate_limited("submit")
 @require_http_methods(["GET", "POST"])
 def competition_submit(request: HttpRequest, slug: str) -> HttpResponse:
-    page = _competition_page(request, slug, "submit")
+    page = competition_page(request, slug, "submit")
     competition, participation = page["competition"], page["participation"]
     if request.method == "POST" and not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
@@ -174,7 +175,7 @@ def competition_submit(request: HttpRequest, slug: str) -> HttpResponse:
         competition, data=request.POST if posted else None, files=request.FILES if posted else None
     )
     if posted:
-        uploads.add_upload_errors(request, form)
+        upload_limits.add_upload_errors(request, form)
     if form.is_valid():
         try:
             submission = services.submission_create(
@@ -194,7 +195,7 @@ def competition_submit(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 def competition_submissions(request: HttpRequest, slug: str) -> HttpResponse:
-    page = _competition_page(request, slug, "submissions")
+    page = competition_page(request, slug, "submissions")
     participation = page["participation"]
     page.update(
         submissions=selectors.team_submissions(participation.team) if participation else [],
@@ -209,7 +210,7 @@ def competition_submissions(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def submission_status(request: HttpRequest, slug: str, pk: int) -> JsonResponse:
     """Polled by static/js/submission-status.js. Only the submitting team may read it."""
-    page = _competition_page(request, slug, "submissions")
+    page = competition_page(request, slug, "submissions")
     participation = page["participation"]
     if participation is None:
         raise Http404("No such submission.")
@@ -220,32 +221,6 @@ def submission_status(request: HttpRequest, slug: str, pk: int) -> JsonResponse:
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def _competition_page(request: HttpRequest, slug: str, tab: str) -> dict:
-    """The competition (404 unless visible to this user) and what every tab's header needs."""
-    competition = get_object_or_404(Competition.objects.visible_to(request.user), slug=slug)
-    participation = selectors.participation_for(request.user, competition)
-    is_organizer = competition.is_organizer(request.user)
-    return {
-        "competition": competition,
-        "participation": participation,
-        "is_organizer": is_organizer,
-        "can_download": participation is not None or is_organizer,
-        "my_team_id": participation.team_id if participation else None,
-        "tab": tab,
-    }
-
-
-def _boards(competition: Competition) -> dict[str, str]:
-    """The boards anyone may see now, the default first. Before the deadline only the public
-    one exists; after it the final (private) board leads and the public one stays a click away."""
-    if not competition.has_ended():
-        return {"public": "Public"}
-    boards = {"private": "Private (final)", "public": "Public"}
-    if competition.late_submissions:
-        boards["late"] = "Late submissions"
-    return boards
 
 
 def _status_payload(submission: Submission) -> dict:

@@ -1,4 +1,4 @@
-"""URLs of the REST API (/api/...), the Kaggle CLI protocol (/api/v1/...) and the profile page.
+"""URLs of the REST API (/api/...) and the Kaggle CLI protocol (/api/v1/...).
 
 Included at the root by config.urls: `path("", include("config.api_urls"))`.
 """
@@ -6,10 +6,9 @@ Included at the root by config.urls: `path("", include("config.api_urls"))`.
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from competitions.api import kaggle, profile, views
+from competitions.api import kaggle, views
 
 urlpatterns = [
-    path("profile/", profile.profile, name="profile"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
     path("api/competitions/", views.CompetitionList.as_view(), name="api_competition_list"),

@@ -149,7 +149,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_HANDLERS = [
     # First: drops a file as soon as it streams past HOLDOUT_MAX_UPLOAD_BYTES, so a huge upload
     # is never written whole; the form then says why.
-    "competitions.uploads.SizeCappedUploadHandler",
+    "competitions.upload_limits.SizeCappedUploadHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]

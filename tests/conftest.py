@@ -1,31 +1,16 @@
-"""Shared fixtures: personas (organizer, learner, outsider) and a ready-to-score competition.
+"""Shared fixtures: personas (organizer, learner, outsider), a ready-to-score competition,
+per-test storage and rate-limit counters, eager Celery.
 
-Integration tests that need a real service (Redis, PostgreSQL, a Celery worker, Chromium) use
-`require_service`: on a laptop without the service they skip with the reason; in CI
-(HOLDOUT_REQUIRE_SERVICES=1) the same condition is a failure, so nothing is silently skipped.
+Only fixtures live here. The builders the fixtures use, and that test modules import
+(make_user, make_competition, perfect_submission, require_service, ...), are in
+tests/factories.py.
 """
 
-import io
-import os
-from datetime import timedelta
-
-import numpy as np
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
-from django.utils import timezone
 
 from competitions import services
 from competitions.models import Competition, User
-
-REQUIRE_SERVICES = os.environ.get("HOLDOUT_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes"}
-
-
-def require_service(available: bool, reason: str) -> None:
-    if available:
-        return
-    if REQUIRE_SERVICES:
-        pytest.fail(f"required service missing (HOLDOUT_REQUIRE_SERVICES is set): {reason}")
-    pytest.skip(reason)
+from tests.factories import make_competition, make_user
 
 
 @pytest.fixture(autouse=True)
@@ -70,14 +55,6 @@ def _fresh_rate_limits():
     cache.clear()
 
 
-PASSWORD = "a-long-test-password-42"
-
-
-def make_user(username: str, **extra) -> User:
-    extra.setdefault("email", f"{username}@example.com")
-    return User.objects.create_user(username=username, password=PASSWORD, **extra)
-
-
 @pytest.fixture
 def organizer(db) -> User:
     return make_user("olga", is_staff=True, is_superuser=True)
@@ -93,52 +70,6 @@ def outsider(db) -> User:
     return make_user("otto")
 
 
-def binary_solution_csv(n: int = 40, seed: int = 0) -> bytes:
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, n)
-    labels[:2] = [0, 1]
-    labels[-2:] = [0, 1]
-    rows = "".join(f"r{i:03d},{y}\n" for i, y in enumerate(labels))
-    return ("id,target\n" + rows).encode()
-
-
-def solution_labels(competition: Competition) -> dict[str, str]:
-    with competition.solution.open("rb") as fh:
-        text = fh.read().decode()
-    return dict(line.split(",")[:2] for line in text.splitlines()[1:])
-
-
-def make_competition(
-    organizer: User | None = None,
-    *,
-    slug: str = "churn",
-    metric: str = "roc_auc",
-    solution: bytes | None = None,
-    deadline_in: timedelta = timedelta(days=30),
-    **fields,
-) -> Competition:
-    now = timezone.now()
-    competition = Competition.objects.create(
-        slug=slug,
-        title=fields.pop("title", slug.title()),
-        metric=metric,
-        state=fields.pop("state", Competition.State.PUBLISHED),
-        start_at=fields.pop("start_at", now - timedelta(days=1)),
-        deadline_at=now + deadline_in,
-        rules="Be kind. One account per person.",
-        **fields,
-    )
-    if organizer is not None:
-        competition.organizers.add(organizer)
-    data = solution if solution is not None else binary_solution_csv()
-    upload = SimpleUploadedFile("solution.csv", data)
-    prepared, info = services.solution_prepare_for(competition, upload)
-    services.competition_set_solution(
-        competition, source=upload, prepared=prepared, info=info, original_name="solution.csv"
-    )
-    return competition
-
-
 @pytest.fixture
 def competition(organizer) -> Competition:
     return make_competition(organizer)
@@ -147,15 +78,6 @@ def competition(organizer) -> Competition:
 @pytest.fixture
 def joined(learner, competition):
     return services.competition_join(user=learner, competition=competition)
-
-
-def perfect_submission(competition: Competition) -> bytes:
-    labels = solution_labels(competition)
-    out = io.StringIO()
-    out.write(",".join(competition.submission_columns) + "\n")
-    for key, label in labels.items():
-        out.write(f"{key},{label}\n")
-    return out.getvalue().encode()
 
 
 @pytest.fixture
@@ -167,26 +89,3 @@ def eager_celery(settings):
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = False
-
-
-def make_submission(
-    competition: Competition, team, user, public=None, private=None, *, hours_ago: float = 1, **extra
-):
-    """A submission row written directly (no file, no worker), scored unless `status` says
-    otherwise, dated `hours_ago` hours back so that it stays before a deadline a test moves to now."""
-    from competitions.models import Submission
-
-    extra.setdefault("status", Submission.Status.SCORED)
-    # A failure written directly is the common, uncharged kind (a bad file).
-    extra.setdefault("charged", extra["status"] != Submission.Status.FAILED)
-    return Submission.objects.create(
-        competition=competition,
-        team=team,
-        submitted_by=user,
-        file="submissions/x",
-        original_name=extra.pop("original_name", "p.csv"),
-        public_score=public,
-        private_score=private,
-        created_at=extra.pop("created_at", timezone.now() - timedelta(hours=hours_ago)),
-        **extra,
-    )

@@ -1,4 +1,4 @@
-"""Small builders shared by the engine tests (kept out of conftest.py, which is owned elsewhere)."""
+"""Small builders shared by the engine tests (beside tests/factories.py, which builds database rows)."""
 
 from __future__ import annotations
 

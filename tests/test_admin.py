@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from competitions import services
 from competitions.models import Competition, DataFile, Submission
-from tests.conftest import binary_solution_csv, perfect_submission
+from tests.factories import binary_solution_csv, perfect_submission
 
 pytestmark = pytest.mark.django_db
 
@@ -184,7 +184,7 @@ def test_admin_is_staff_only(client, learner):
 
 
 def test_organizers_only_reach_their_own_challenges(client, competition, db):
-    from tests.conftest import make_competition, make_user
+    from tests.factories import make_competition, make_user
 
     other_organizer = make_user("oscar", is_staff=True)
     theirs = make_competition(other_organizer, slug="theirs")
@@ -204,7 +204,7 @@ def test_organizers_only_reach_their_own_challenges(client, competition, db):
 
 
 def test_a_new_challenge_is_organized_by_its_creator(client, db):
-    from tests.conftest import make_user
+    from tests.factories import make_user
 
     creator = make_user("carla", is_staff=True)
     client.force_login(creator)
@@ -277,7 +277,7 @@ def test_submission_export_neutralises_formula_usernames(admin_client, competiti
     import csv
     import io
 
-    from tests.conftest import make_submission, make_user
+    from tests.factories import make_submission, make_user
 
     names = ['=HYPERLINK("http://evil.example","x")', "+cmd", "-1+1", "@SUM(A1)"]
     for name in names:

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from competitions import services
 from competitions.models import Competition, Participation, Submission, Team, TeamInvitation
-from tests.conftest import make_competition, make_submission, make_user
+from tests.factories import make_competition, make_submission, make_user
 
 pytestmark = pytest.mark.django_db
 

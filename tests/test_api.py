@@ -20,11 +20,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from competitions import services
-from competitions.api import uploads
+from competitions.api import blobs
 from competitions.api.middleware import AbsoluteFormMiddleware
 from competitions.api_keys import api_key_create, api_key_user
 from competitions.models import ApiKey, Competition, DataFile, Submission
-from tests.conftest import make_competition, perfect_submission
+from tests.factories import make_competition, perfect_submission
 
 RPC = "/api/v1/competitions.CompetitionApiService/"
 
@@ -497,7 +497,7 @@ def test_upload_larger_than_the_cap_is_refused_while_streaming(client, competiti
     started = start_upload(client, learner_key)
     response = put(client, started["createUrl"], b"x" * (1024 * 1024 + 1))
     assert response.status_code == 413 and "at most 1 MB" in response.json()["message"]
-    assert not uploads.blob_exists(uploads.blob_token_read(started["token"], max_age=uploads.BLOB_MAX_AGE))
+    assert not blobs.blob_exists(blobs.blob_token_read(started["token"], max_age=blobs.BLOB_MAX_AGE))
 
 
 def test_kaggle_submission_views_map_status_and_hide_private_scores(client, competition, scored):

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
 from competitions import services
 from competitions.api_keys import api_key_create
 from competitions.models import Competition, DataFile
-from tests.conftest import make_competition, make_user, perfect_submission
+from tests.factories import make_competition, make_user, perfect_submission
 
 # Generated slugs would nearly always miss; these hit a competition the caller joined, a draft it
 # cannot see and one that does not exist.

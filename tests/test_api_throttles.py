@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from competitions import services
 from competitions.api_keys import api_key_create
-from tests.conftest import make_user
+from tests.factories import make_user
 from tests.test_ratelimit import break_the_cache
 
 RPC = "/api/v1/competitions.CompetitionApiService/"

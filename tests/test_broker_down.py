@@ -17,7 +17,7 @@ from django.utils import timezone
 from competitions import services
 from competitions.api_keys import api_key_create
 from competitions.models import Submission
-from tests.conftest import perfect_submission
+from tests.factories import perfect_submission
 from tests.test_api import basic, put, rpc, start_upload, token
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,7 +11,7 @@ import pytest
 from django.db import connections
 
 from competitions.models import Submission
-from tests.conftest import make_competition, perfect_submission, require_service
+from tests.factories import make_competition, perfect_submission, require_service
 
 CHROMIUM = os.environ.get("HOLDOUT_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -111,7 +111,7 @@ def test_learner_signs_up_joins_downloads_submits_and_sees_the_leaderboard(
 
 
 def login(page, username: str) -> None:
-    from tests.conftest import PASSWORD
+    from tests.factories import PASSWORD
 
     page.goto("/accounts/login/")
     page.locator("#id_username").fill(username)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from config import embedded_redis
-from tests.conftest import require_service
+from tests.factories import require_service
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from competitions import email_confirmation, services
 from competitions.models import Participation, User
-from tests.conftest import PASSWORD, make_competition, make_user
+from tests.factories import PASSWORD, make_competition, make_user
 
 
 def _link(mail) -> str:

@@ -67,7 +67,7 @@ def test_an_unknown_address_is_the_404_page(production):
 
 
 def test_a_hidden_challenge_is_the_same_404_page(production, organizer):
-    from tests.conftest import make_competition
+    from tests.factories import make_competition
 
     make_competition(organizer, slug="secret", state="draft")
     response = production.get("/c/secret/")

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from competitions import services
 from competitions.models import Competition, DataFile, Submission
-from tests.conftest import make_competition, make_user
+from tests.factories import make_competition, make_user
 
 MAX_FETCHES = 400
 SLUG = "hidden"

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from competitions import selectors, services
 from competitions.models import Submission
-from tests.conftest import make_competition
+from tests.factories import make_competition
 from workers.engine import ScoringError, score_submission
 
 IDS = [f"r{i:03d}" for i in range(40)]
@@ -380,7 +380,7 @@ _payloads = st.one_of(
 
 @pytest.fixture(scope="module")
 def prepared_solution(tmp_path_factory):
-    from tests.conftest import binary_solution_csv
+    from tests.factories import binary_solution_csv
     from workers.engine import prepare_solution
 
     folder = tmp_path_factory.mktemp("hostile-solution")

@@ -12,7 +12,7 @@ from django.utils.html import escape
 from competitions import services
 from competitions.models import Competition, Submission
 from tests import modelrun_helpers as mh
-from tests.conftest import PASSWORD, make_competition
+from tests.factories import PASSWORD, make_competition
 
 pytestmark = pytest.mark.django_db
 needs_tf = pytest.mark.skipif(

@@ -17,7 +17,7 @@ from django.urls import reverse
 from competitions import ratelimit, services
 from competitions.api_keys import api_key_create
 from competitions.models import Submission
-from tests.conftest import PASSWORD, make_user, perfect_submission, require_service
+from tests.factories import PASSWORD, make_user, perfect_submission, require_service
 
 
 @pytest.fixture(autouse=True)
@@ -142,10 +142,10 @@ def test_concurrent_wrong_passwords_check_at_most_the_limit(settings, monkeypatc
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_wrong_passwords_check_at_most_the_limit_with_redis(settings, monkeypatch):
     """The production set-up: counters in Redis, shared by every process."""
-    from tests.integration.conftest import _redis_problem, redis_test_url
+    from tests.integration.helpers import redis_problem, redis_test_url
 
     url = redis_test_url()
-    require_service(_redis_problem(url) is None, f"Redis at {url} is not reachable")
+    require_service(redis_problem(url) is None, f"Redis at {url} is not reachable")
     settings.CACHES = {
         **settings.CACHES,
         "redis": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url},

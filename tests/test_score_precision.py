@@ -24,7 +24,7 @@ from competitions import services
 from competitions.api.kaggle import COMPETITIONS, METHODS
 from competitions.api_keys import api_key_create
 from competitions.models import Competition, Submission
-from tests.conftest import make_competition, make_submission
+from tests.factories import make_competition, make_submission
 
 pytestmark = pytest.mark.django_db
 

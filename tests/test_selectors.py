@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from competitions import selectors, services
 from competitions.models import Competition, Submission
-from tests.conftest import make_submission, make_user
+from tests.factories import make_submission, make_user
 
 SCORED, FAILED, QUEUED = Submission.Status.SCORED, Submission.Status.FAILED, Submission.Status.QUEUED
 

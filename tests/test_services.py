@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from competitions import selectors, services
 from competitions.models import Submission, Team
-from tests.conftest import make_competition, make_submission, make_user, perfect_submission
+from tests.factories import make_competition, make_submission, make_user, perfect_submission
 from workers.engine import ScoringError
 
 pytestmark = pytest.mark.django_db

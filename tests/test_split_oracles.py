@@ -15,8 +15,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from competitions import services
 from competitions.models import Competition, DataFile, Submission
-from tests.conftest import make_competition
 from tests.engine_helpers import make_solution, write_rows
+from tests.factories import make_competition
 from workers.engine import ScoringError, get_metric, score_submission
 from workers.engine import scoring as scoring_module
 from workers.engine.sample import sample_submission_csv

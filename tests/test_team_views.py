@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from competitions import services
 from competitions.models import Competition, Participation, TeamInvitation
-from tests.conftest import PASSWORD, make_competition, make_submission, make_user
+from tests.factories import PASSWORD, make_competition, make_submission, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from competitions import selectors, services
 from competitions.models import Competition, Participation, Submission, Team, TeamInvitation
 from competitions.services import teams
-from tests.conftest import make_competition, make_submission, make_user
+from tests.factories import make_competition, make_submission, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -249,7 +249,7 @@ def test_late_submissions_are_scored_but_never_touch_the_official_boards(organiz
 def test_late_submission_service_marks_late_and_refuses_when_off(organizer, learner):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from tests.conftest import perfect_submission
+    from tests.factories import perfect_submission
 
     practice = make_competition(organizer, slug="practice", late_submissions=True)
     closed = make_competition(organizer, slug="closed")
@@ -303,7 +303,7 @@ def test_disqualified_submissions_and_teams_leave_the_boards(competition):
 def test_rescore_run_keeps_history_and_ranks(competition, eager_celery, django_capture_on_commit_callbacks):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from tests.conftest import perfect_submission
+    from tests.factories import perfect_submission
 
     ann = join("ann", competition)
     with django_capture_on_commit_callbacks(execute=True):

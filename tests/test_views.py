@@ -14,7 +14,7 @@ from django.utils.html import escape
 from competitions import selectors, services
 from competitions.models import Competition, DataFile, Participation, Submission, User
 from competitions.templatetags.holdout import markdown
-from tests.conftest import PASSWORD, make_competition, make_submission, make_user, perfect_submission
+from tests.factories import PASSWORD, make_competition, make_submission, make_user, perfect_submission
 
 # --- fixtures local to this file ------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from competitions import ratelimit, selectors, services
-from competitions.api import downloads, uploads
+from competitions.api import blobs, downloads
 from competitions.api.authentication import ApiKeyBasicAuthentication, ApiKeyTokenAuthentication
 from competitions.api.permissions import competition_access, require_download, require_participation
 from competitions.api_keys import api_key_user
@@ -259,10 +259,10 @@ def start_submission_upload(request: Request, body: dict) -> dict:
     access = _access(request, body)
     require_participation(access, _join_url(request, access.competition))
     size = _int(body, "contentLength", 0)
-    if size > uploads.upload_limit(access.competition):
-        raise exceptions.ValidationError(uploads.too_large_message(access.competition, size))
+    if size > blobs.upload_limit(access.competition):
+        raise exceptions.ValidationError(blobs.too_large_message(access.competition, size))
     file_name = str(body.get("fileName") or "submission.csv")
-    token = uploads.blob_token_create(user=user, competition=access.competition, file_name=file_name)
+    token = blobs.blob_token_create(user=user, competition=access.competition, file_name=file_name)
     return {"token": token, "createUrl": _absolute(request, "kaggle_blob_upload", token)}
 
 
@@ -270,10 +270,10 @@ def create_submission(request: Request, body: dict) -> dict:
     user = _user(request)
     access = _access(request, body)
     competition = access.competition
-    token = uploads.blob_token_read(str(body.get("blobFileTokens") or ""), max_age=uploads.BLOB_MAX_AGE)
+    token = blobs.blob_token_read(str(body.get("blobFileTokens") or ""), max_age=blobs.BLOB_MAX_AGE)
     if token.user_id != user.pk or token.competition_id != competition.pk:
         raise exceptions.PermissionDenied("This upload belongs to another user or competition.")
-    if not uploads.blob_exists(token):
+    if not blobs.blob_exists(token):
         raise exceptions.ValidationError("The uploaded file was not found (already used?). Submit again.")
     description = str(body.get("submissionDescription") or "")
     try:
@@ -295,7 +295,7 @@ def create_submission(request: Request, body: dict) -> dict:
             )
     finally:
         # Used or refused, the blob has served: a retry uploads again.
-        uploads.blob_delete(token)
+        blobs.blob_delete(token)
     return {"message": f"Successfully submitted to {competition.title}", "ref": submission.pk}
 
 
@@ -425,10 +425,8 @@ def _blob_owner(request, token: str) -> str | None:
     """The CLI sends no credentials here: count the upload against the user the URL was issued
     to (its signature proves it), or, for a forged or stale URL, against the address."""
     try:
-        return ratelimit.user_identity(
-            uploads.blob_token_read(token, max_age=uploads.UPLOAD_URL_MAX_AGE).user_id
-        )
-    except uploads.UploadError:
+        return ratelimit.user_identity(blobs.blob_token_read(token, max_age=blobs.UPLOAD_URL_MAX_AGE).user_id)
+    except blobs.UploadError:
         return None
 
 
@@ -438,13 +436,13 @@ def _blob_owner(request, token: str) -> str | None:
 def blob_upload(request, token: str) -> JsonResponse:
     """Receive the raw bytes of a submission (the CLI's PUT to createUrl, sent without credentials)."""
     try:
-        blob = uploads.blob_token_read(token, max_age=uploads.UPLOAD_URL_MAX_AGE)
+        blob = blobs.blob_token_read(token, max_age=blobs.UPLOAD_URL_MAX_AGE)
         competition = Competition.objects.filter(pk=blob.competition_id).first()
         if competition is None or not User.objects.filter(pk=blob.user_id, is_active=True).exists():
-            raise uploads.UploadError(403, "This upload link is no longer valid.")
+            raise blobs.UploadError(403, "This upload link is no longer valid.")
         length = request.META.get("CONTENT_LENGTH")
-        size = uploads.blob_store(blob, competition, request, int(length) if length else None)
-    except uploads.UploadError as exc:
+        size = blobs.blob_store(blob, competition, request, int(length) if length else None)
+    except blobs.UploadError as exc:
         return JsonResponse({"code": exc.status, "message": exc.message}, status=exc.status)
     except ValueError:
         return JsonResponse({"code": 400, "message": "Invalid Content-Length."}, status=400)

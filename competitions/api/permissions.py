@@ -1,4 +1,4 @@
-"""Who may see what: the same rules as the pages (competitions.views._competition_page)."""
+"""Who may see what: the same rules as the pages (competitions.pages.competition_page)."""
 
 from dataclasses import dataclass
 

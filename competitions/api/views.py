@@ -28,7 +28,7 @@ from competitions.api.serializers import (
 )
 from competitions.forms import SubmissionForm
 from competitions.models import Competition, Participation, Submission
-from competitions.uploads import add_upload_errors
+from competitions.upload_limits import add_upload_errors
 
 ERRORS = {
     401: OpenApiResponse(ErrorSerializer, description="No or invalid credentials."),
@@ -145,7 +145,7 @@ class SubmissionListCreate(APIView):
         access = competition_access(request.user, slug)
         require_participation(access, join_url(request, access.competition))
         form = SubmissionForm(access.competition, data=request.data, files=request.FILES)
-        # A file past the site-wide cap was dropped while streaming (competitions.uploads); say so.
+        # A file past the site-wide cap was dropped while streaming (competitions.upload_limits); say so.
         add_upload_errors(request._request, form)
         if not form.is_valid():
             raise BadRequest(" ".join(message for errors in form.errors.values() for message in errors))

@@ -32,8 +32,8 @@ from django.utils import timezone
 from competitions import services
 from competitions.models import Competition, Participation, Submission, Team, utc_day_start
 from competitions.services import teams
-from tests.conftest import make_competition, make_user, perfect_submission
-from tests.integration.conftest import wait_until
+from tests.factories import make_competition, make_user, perfect_submission
+from tests.integration.helpers import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

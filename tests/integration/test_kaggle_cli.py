@@ -19,7 +19,7 @@ from django.core.files.base import ContentFile
 from competitions import services
 from competitions.api_keys import api_key_create
 from competitions.models import Competition, DataFile, Submission
-from tests.conftest import make_competition, make_user, perfect_submission
+from tests.factories import make_competition, make_user, perfect_submission
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

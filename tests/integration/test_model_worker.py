@@ -11,8 +11,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from competitions import selectors, services
 from competitions.models import Competition, Submission
 from tests import modelrun_helpers as mh
-from tests.conftest import make_competition, perfect_submission
-from tests.integration.conftest import CeleryWorker, wait_for_status
+from tests.factories import make_competition, perfect_submission
+from tests.integration.helpers import CeleryWorker, wait_for_status
 from workers.modelrun import ModelRejected, check_model_file
 
 pytestmark = [

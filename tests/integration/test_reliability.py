@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from competitions import services
 from competitions.models import Submission
-from tests.conftest import make_competition, perfect_submission
-from tests.integration.conftest import VISIBILITY_TIMEOUT, wait_for_status, wait_until
+from tests.factories import make_competition, perfect_submission
+from tests.integration.helpers import VISIBILITY_TIMEOUT, wait_for_status, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

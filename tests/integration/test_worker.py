@@ -8,8 +8,8 @@ from django.urls import reverse
 
 from competitions import selectors, services
 from competitions.models import Submission
-from tests.conftest import PASSWORD, make_competition, perfect_submission
-from tests.integration.conftest import wait_for_status
+from tests.factories import PASSWORD, make_competition, perfect_submission
+from tests.integration.helpers import wait_for_status
 from workers.engine import ScoringError, score_submission
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -12,13 +12,13 @@ from django.urls import path, reverse
 from django.utils.html import escape
 from django.views.decorators.csrf import csrf_exempt
 
-from competitions import uploads
+from competitions import upload_limits
 from competitions.models import Submission
-from tests.conftest import perfect_submission
+from tests.factories import perfect_submission
 
 LIMIT = 4096
 CAPPED_HANDLERS = [
-    "competitions.uploads.SizeCappedUploadHandler",
+    "competitions.upload_limits.SizeCappedUploadHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
@@ -45,7 +45,7 @@ class UploadForm(forms.Form):
 @csrf_exempt
 def upload_view(request):
     form = UploadForm(request.POST, request.FILES)
-    uploads.add_upload_errors(request, form)
+    upload_limits.add_upload_errors(request, form)
     if form.is_valid():
         data = form.cleaned_data["file"].read()
         return HttpResponse(f"stored {len(data)} bytes, note={form.cleaned_data['note']}")
@@ -91,7 +91,7 @@ def test_file_over_the_cap_is_dropped_with_a_clear_message(client, capped):
 @pytest.mark.urls(__name__)
 def test_oversized_file_is_never_passed_on_past_the_cap(client, settings):
     settings.FILE_UPLOAD_HANDLERS = [
-        "competitions.uploads.SizeCappedUploadHandler",
+        "competitions.upload_limits.SizeCappedUploadHandler",
         f"{__name__}.DownstreamSpy",
     ]
     settings.HOLDOUT_MAX_UPLOAD_BYTES = LIMIT
@@ -114,11 +114,11 @@ def test_second_file_field_is_judged_on_its_own_size(client, capped, settings):
     }
     response = client.post("/upload/", request_files)
     request = response.wsgi_request
-    rejected = uploads.rejected_uploads(request)
+    rejected = upload_limits.rejected_uploads(request)
     assert [(r.field_name, r.file_name) for r in rejected] == [("b", "b.csv")]
     assert request.FILES["a"].size == 100
     form = TwoFiles(request.POST, request.FILES)
-    assert uploads.add_upload_errors(request, form)
+    assert upload_limits.add_upload_errors(request, form)
     assert form.errors["b"] == [rejected[0].message]
     assert "a" not in form.errors
 
@@ -126,7 +126,7 @@ def test_second_file_field_is_judged_on_its_own_size(client, capped, settings):
 def test_nothing_to_explain_leaves_the_form_alone(rf):
     request = rf.post("/upload/", {"note": "x"})
     form = UploadForm(request.POST, request.FILES)
-    assert uploads.add_upload_errors(request, form) is False
+    assert upload_limits.add_upload_errors(request, form) is False
     assert form.errors["file"] == ["This field is required."]
 
 

@@ -12,7 +12,7 @@ required". The handler records what it dropped on the request; `add_upload_error
 form)` turns that into "The file … is larger than …" on the form's file field.
 
     FILE_UPLOAD_HANDLERS = [
-        "competitions.uploads.SizeCappedUploadHandler",
+        "competitions.upload_limits.SizeCappedUploadHandler",
         "django.core.files.uploadhandler.MemoryFileUploadHandler",
         "django.core.files.uploadhandler.TemporaryFileUploadHandler",
     ]

@@ -6,7 +6,7 @@ Included at the root by config.urls: `path("", include("config.api_urls"))`.
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from competitions.api import kaggle, views
+from competitions.api import blobs, kaggle, views
 
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
@@ -34,7 +34,7 @@ urlpatterns = [
     path("api/competitions/<slug:slug>/quota/", views.Quota.as_view(), name="api_quota"),
     path("api/competitions/<slug:slug>/leaderboard/", views.Leaderboard.as_view(), name="api_leaderboard"),
     # The Kaggle CLI: the signed upload URL, then every RPC as POST /api/v1/<service>/<Method>.
-    path("api/v1/blobs/upload/<str:token>", kaggle.blob_upload, name="kaggle_blob_upload"),
+    path("api/v1/blobs/upload/<str:token>", blobs.blob_upload, name="kaggle_blob_upload"),
     path("api/v1/<str:service>/<str:method>", kaggle.KaggleRpc.as_view(), name="kaggle_rpc"),
     re_path(r"^api/", views.NotFoundView.as_view()),
 ]

@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import path
 
 from competitions import account_views, views
-from competitions.api import kaggle
+from competitions.api import blobs, kaggle
 from competitions.api import views as api_views
 from config import urls
 
@@ -20,6 +20,6 @@ urlpatterns = [
     path("rest/<slug:slug>/entries/", api_views.SubmissionListCreate.as_view()),
     path("rest/<slug:slug>/entries/<int:pk>/", api_views.SubmissionDetail.as_view()),
     path("rpc/<str:service>/<str:method>", kaggle.KaggleRpc.as_view()),
-    path("put/<str:token>", kaggle.blob_upload),
+    path("put/<str:token>", blobs.blob_upload),
     *urls.urlpatterns,
 ]

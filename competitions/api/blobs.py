@@ -15,9 +15,13 @@ from datetime import timedelta
 from django.conf import settings
 from django.core import signing
 from django.core.files import File
+from django.http import JsonResponse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
 
-from competitions.models import Competition, private_storage
+from competitions import ratelimit
+from competitions.models import Competition, User, private_storage
 
 SALT = "holdout.kaggle.blob-upload"
 # The PUT must start within this long of StartSubmissionUpload...
@@ -126,3 +130,34 @@ def stale_blobs_delete(now=None) -> int:
             storage.delete(path)
             removed += 1
     return removed
+
+
+# --- The upload URL ---------------------------------------------------------------------------
+
+
+def _blob_owner(request, token: str) -> str | None:
+    """The CLI sends no credentials here: count the upload against the user the URL was issued
+    to (its signature proves it), or, for a forged or stale URL, against the address."""
+    try:
+        return ratelimit.user_identity(blob_token_read(token, max_age=UPLOAD_URL_MAX_AGE).user_id)
+    except UploadError:
+        return None
+
+
+@csrf_exempt  # no cookies are involved: the signed token in the URL is the authority
+@ratelimit.rate_limited("submit", who=_blob_owner, json=True)
+@require_http_methods(["PUT"])
+def blob_upload(request, token: str) -> JsonResponse:
+    """Receive the raw bytes of a submission (the CLI's PUT to createUrl, sent without credentials)."""
+    try:
+        blob = blob_token_read(token, max_age=UPLOAD_URL_MAX_AGE)
+        competition = Competition.objects.filter(pk=blob.competition_id).first()
+        if competition is None or not User.objects.filter(pk=blob.user_id, is_active=True).exists():
+            raise UploadError(403, "This upload link is no longer valid.")
+        length = request.META.get("CONTENT_LENGTH")
+        size = blob_store(blob, competition, request, int(length) if length else None)
+    except UploadError as exc:
+        return JsonResponse({"code": exc.status, "message": exc.message}, status=exc.status)
+    except ValueError:
+        return JsonResponse({"code": 400, "message": "Invalid Content-Length."}, status=400)
+    return JsonResponse({"size": size}, status=201)

@@ -16,10 +16,8 @@ from datetime import UTC, datetime
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db.models import Q
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect
 from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
 from rest_framework import exceptions, status
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
@@ -29,7 +27,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from competitions import ratelimit, selectors, services
+from competitions import selectors, services
 from competitions.api import blobs, downloads
 from competitions.api.authentication import ApiKeyBasicAuthentication, ApiKeyTokenAuthentication
 from competitions.api.permissions import competition_access, require_download, require_participation
@@ -416,34 +414,3 @@ METHODS: dict[tuple[str, str], Callable] = {
     (COMPETITIONS, "DownloadLeaderboard"): download_leaderboard,
     ("security.OAuthService", "IntrospectToken"): introspect_token,
 }
-
-
-# --- The upload URL ---------------------------------------------------------------------------
-
-
-def _blob_owner(request, token: str) -> str | None:
-    """The CLI sends no credentials here: count the upload against the user the URL was issued
-    to (its signature proves it), or, for a forged or stale URL, against the address."""
-    try:
-        return ratelimit.user_identity(blobs.blob_token_read(token, max_age=blobs.UPLOAD_URL_MAX_AGE).user_id)
-    except blobs.UploadError:
-        return None
-
-
-@csrf_exempt  # no cookies are involved: the signed token in the URL is the authority
-@ratelimit.rate_limited("submit", who=_blob_owner, json=True)
-@require_http_methods(["PUT"])
-def blob_upload(request, token: str) -> JsonResponse:
-    """Receive the raw bytes of a submission (the CLI's PUT to createUrl, sent without credentials)."""
-    try:
-        blob = blobs.blob_token_read(token, max_age=blobs.UPLOAD_URL_MAX_AGE)
-        competition = Competition.objects.filter(pk=blob.competition_id).first()
-        if competition is None or not User.objects.filter(pk=blob.user_id, is_active=True).exists():
-            raise blobs.UploadError(403, "This upload link is no longer valid.")
-        length = request.META.get("CONTENT_LENGTH")
-        size = blobs.blob_store(blob, competition, request, int(length) if length else None)
-    except blobs.UploadError as exc:
-        return JsonResponse({"code": exc.status, "message": exc.message}, status=exc.status)
-    except ValueError:
-        return JsonResponse({"code": 400, "message": "Invalid Content-Length."}, status=400)
-    return JsonResponse({"size": size}, status=201)

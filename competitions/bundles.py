@@ -191,6 +191,37 @@ def _manifest_problems(manifest) -> list[str]:
     return problems
 
 
+def _listed(names: set[str], folder: str, name: str | None, what: str, errors: list[str]) -> bool:
+    """Whether the manifest names a member of ``folder`` that the bundle holds; a missing one is
+    an error (a member the manifest does not name is simply absent: False, no error)."""
+    if not name:
+        return False
+    if f"{folder}/{name}" not in names:
+        verb = "are" if what.endswith("features") else "is"
+        errors.append(f"{what} {name!r} {verb} listed in the manifest but not in the bundle.")
+        return False
+    return True
+
+
+def _prepare_solution(zf, names: set[str], manifest: dict, competition: Competition, errors: list[str]):
+    """Validate the bundle's solution with the split it carries; check the split's checksum."""
+    solution_name = manifest["solution"]
+    prepared = None
+    with tempfile.TemporaryDirectory(prefix="holdout-bundle-") as tmp:
+        split = Path(zf.extract(SPLIT_MEMBER, tmp)) if SPLIT_MEMBER in names else None
+        try:
+            with zf.open(f"solution/{solution_name}") as fh:
+                prepared = services.solution_prepare_for(
+                    competition, File(fh, name=solution_name), keep_split=split
+                )
+        except ValidationError as exc:
+            errors += [f"Solution: {m}" for m in exc.messages]
+    expected = manifest.get("split_checksum")
+    if prepared and expected and split_checksum(prepared[0]) != expected:
+        errors.append("The re-derived public/private split differs from the exported one.")
+    return prepared
+
+
 def import_competition(path: Path, *, organizer=None) -> Competition:
     """Create a competition from a bundle. Every problem is collected and raised at once."""
     try:
@@ -258,45 +289,20 @@ def _import(zf: zipfile.ZipFile, organizer) -> Competition:
                     f"Data file {entry.get('name')!r} is listed in the manifest but not in the bundle."
                 )
 
-        prepared = None
         solution_name = manifest.get("solution")
-        if solution_name:
-            member = f"solution/{solution_name}"
-            if member not in names:
-                errors.append(
-                    f"The solution {solution_name!r} is listed in the manifest but not in the bundle."
-                )
-            elif not missing:
-                with tempfile.TemporaryDirectory(prefix="holdout-bundle-") as tmp:
-                    split = None
-                    if SPLIT_MEMBER in names:
-                        split = Path(zf.extract(SPLIT_MEMBER, tmp))
-                    try:
-                        with zf.open(member) as fh:
-                            prepared = services.solution_prepare_for(
-                                competition, File(fh, name=solution_name), keep_split=split
-                            )
-                    except ValidationError as exc:
-                        errors += [f"Solution: {m}" for m in exc.messages]
-                expected = manifest.get("split_checksum")
-                if prepared and expected and split_checksum(prepared[0]) != expected:
-                    errors.append("The re-derived public/private split differs from the exported one.")
-        features = None
+        prepared = None
+        if _listed(names, "solution", solution_name, "The solution", errors) and not missing:
+            prepared = _prepare_solution(zf, names, manifest, competition, errors)
         features_name = manifest.get("features")
-        if features_name:
-            member = f"features/{features_name}"
-            if member not in names:
-                errors.append(
-                    f"The features {features_name!r} are listed in the manifest but not in the bundle."
-                )
-            elif prepared:
-                try:
-                    with zf.open(member) as fh:
-                        features = services.features_validate(
-                            File(fh, name=features_name), competition=competition, prepared=prepared[0]
-                        )
-                except ValidationError as exc:
-                    errors += [f"Features: {m}" for m in exc.messages]
+        features = None
+        if _listed(names, "features", features_name, "The features", errors) and prepared:
+            try:
+                with zf.open(f"features/{features_name}") as fh:
+                    features = services.features_validate(
+                        File(fh, name=features_name), competition=competition, prepared=prepared[0]
+                    )
+            except ValidationError as exc:
+                errors += [f"Features: {m}" for m in exc.messages]
         if errors:
             for made in (prepared, features):
                 if made:

@@ -142,3 +142,25 @@ def ids_for(n: int) -> list[str]:
 def usage_for(n: int) -> list[str]:
     """Alternate Public/Private rows, so expected scores can be computed per split."""
     return ["Public" if i % 2 == 0 else "Private" for i in range(n)]
+
+
+def model_competition_with(organizer, solution_csv: str, ids: Sequence[str], x: np.ndarray, tmp_path: Path):
+    """A published model challenge ("digits-lite", accuracy) with this solution and these
+    hidden features, ready to score uploaded models."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from competitions import services
+    from competitions.models import Competition
+    from tests.factories import make_competition
+
+    competition = make_competition(
+        organizer,
+        slug="digits-lite",
+        metric="accuracy",
+        solution=solution_csv.encode(),
+        kind=Competition.Kind.MODEL,
+    )
+    upload = SimpleUploadedFile("features.csv", features_csv(tmp_path / "features.csv", ids, x).read_bytes())
+    local, info = services.features_validate(upload, competition=competition)
+    services.competition_set_features(competition, local=local, info=info, original_name="features.csv")
+    return competition

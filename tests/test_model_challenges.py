@@ -12,7 +12,7 @@ from django.utils.html import escape
 from competitions import services
 from competitions.models import Competition, Submission
 from tests import modelrun_helpers as mh
-from tests.factories import PASSWORD, make_competition
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 needs_tf = pytest.mark.skipif(
@@ -32,17 +32,7 @@ def model_competition(organizer, x, tmp_path):
     ids = mh.ids_for(N)
     labels = [i % CLASSES for i in range(N)]
     solution = "id,target\n" + "".join(f"{i},{y}\n" for i, y in zip(ids, labels, strict=True))
-    competition = make_competition(
-        organizer,
-        slug="digits-lite",
-        metric="accuracy",
-        solution=solution.encode(),
-        kind=Competition.Kind.MODEL,
-    )
-    upload = SimpleUploadedFile("features.csv", mh.features_csv(tmp_path / "f.csv", ids, x).read_bytes())
-    local, info = services.features_validate(upload, competition=competition)
-    services.competition_set_features(competition, local=local, info=info, original_name="features.csv")
-    return competition
+    return mh.model_competition_with(organizer, solution, ids, x, tmp_path)
 
 
 def submit_model(client, competition, path, name="model.keras"):

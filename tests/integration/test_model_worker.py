@@ -58,19 +58,7 @@ def model_competition(organizer, x, tmp_path) -> Competition:
     # An explicit split (even rows public, odd private), so each board's score can be computed here.
     rows = zip(ids, truth(), mh.usage_for(N), strict=True)
     solution = "id,target,Usage\n" + "".join(f"{i},{y},{u}\n" for i, y, u in rows)
-    competition = make_competition(
-        organizer,
-        slug="digits-lite",
-        metric="accuracy",
-        solution=solution.encode(),
-        kind=Competition.Kind.MODEL,
-    )
-    features = mh.features_csv(tmp_path / "features.csv", ids, x).read_bytes()
-    local, info = services.features_validate(
-        SimpleUploadedFile("features.csv", features), competition=competition
-    )
-    services.competition_set_features(competition, local=local, info=info, original_name="features.csv")
-    return competition
+    return mh.model_competition_with(organizer, solution, ids, x, tmp_path)
 
 
 def submit(user, competition, name: str, body: bytes) -> Submission:

@@ -51,6 +51,13 @@ def integration_services() -> str:
 # --- The broker -------------------------------------------------------------------------------
 
 
+def _forget_connections(app) -> None:
+    """Drop pooled connections to the previous broker. app.close() keeps the producer pool, which
+    an eager apply_async (the unit tests' eager_celery) creates bound to the broker of that time."""
+    app.close()
+    app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def celery_broker(integration_services: str, settings, monkeypatch) -> Iterator[redis.Redis]:
     """Point the test process's Celery app at the worker's Redis database; yields a client to it.
@@ -73,13 +80,13 @@ def celery_broker(integration_services: str, settings, monkeypatch) -> Iterator[
     settings.CELERY_BROKER_URL = url
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    app.close()  # drop pooled connections to the old broker
+    _forget_connections(app)
     app.conf.update(broker_url=url, broker_transport_options=options, task_always_eager=False)
     assert app.connection_for_write().as_uri(True) == Connection(url).as_uri(True)
     try:
         yield client
     finally:
-        app.close()
+        _forget_connections(app)
         app.conf.update(saved)
         client.flushdb()
         client.close()

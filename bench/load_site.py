@@ -154,47 +154,35 @@ class Site:
                 subprocess.Popen(redis_server, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             )
             embedded_redis.wait_ready(self.var)
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    str(BIN / "gunicorn"),
-                    "config.wsgi:application",
-                    "--bind",
-                    f"127.0.0.1:{self.port}",
-                    "--workers",
-                    str(self.args.web_workers),
-                    "--threads",
-                    str(self.args.threads),
-                    "--timeout",
-                    "120",
-                ],
-                cwd=REPO,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self._start(
+            [
+                str(BIN / "gunicorn"),
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.args.web_workers),
+                "--threads",
+                str(self.args.threads),
+                "--timeout",
+                "120",
+            ],
+            log,
         )
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    str(BIN / "celery"),
-                    "-A",
-                    "config.celery_app",
-                    "worker",
-                    "--queues",
-                    "scoring,default",
-                    "--concurrency",
-                    str(self.args.scoring_workers),
-                    "--loglevel",
-                    "WARNING",
-                ],
-                cwd=REPO,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self._start(
+            [
+                str(BIN / "celery"),
+                "-A",
+                "config.celery_app",
+                "worker",
+                "--queues",
+                "scoring,default",
+                "--concurrency",
+                str(self.args.scoring_workers),
+                "--loglevel",
+                "WARNING",
+            ],
+            log,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -216,6 +204,14 @@ class Site:
         )
         line = next(ln for ln in out.splitlines() if ln.startswith("COUNTS "))
         return json.loads(line[7:])
+
+    def _start(self, argv: list[str], log) -> None:
+        """A child in its own process group, logging to the run's log."""
+        self.procs.append(
+            subprocess.Popen(
+                argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        )
 
     def stop(self) -> None:
         for proc in self.procs:
